@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
+from scipy import special as _special
 from scipy import stats as _st
 
 Status = Literal["pass", "fail", "improved", "insufficient"]
@@ -250,8 +251,9 @@ def min_detectable_effect(
     """
     if min(n_base, n_candidate) < 1:
         raise ValueError("min_detectable_effect needs at least one prompt on each side")
-    z_alpha = _st.norm.ppf(1.0 - alpha / 2.0) if alternative == "two-sided" else _st.norm.ppf(1.0 - alpha)
-    z_total = float(z_alpha + _st.norm.ppf(power))
+    # scipy.special.ndtri is the standard-normal quantile (norm.ppf without its ~0.1 ms overhead).
+    tail = alpha / 2.0 if alternative == "two-sided" else alpha
+    z_total = float(_special.ndtri(1.0 - tail) + _special.ndtri(power))
     if test == "wilcoxon":
         return z_total / math.sqrt(min(n_base, n_candidate) * RANK_ARE)
     return z_total * math.sqrt((1.0 / n_base + 1.0 / n_candidate) / RANK_ARE)
