@@ -1,0 +1,84 @@
+"""The run options shared by the pytest plugin and the ``aligngate`` CLI, defined once.
+
+Precedence, for both fronts: command line, then (pytest only) the ini key, then
+``aligngate.yaml``, then the built-in default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_aligngate.config import AligngateConfig
+
+
+def _axes(text: str) -> list[str]:
+    return [axis.strip() for axis in text.replace(" ", ",").split(",") if axis.strip()]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """An option: ``--aligngate-<name>`` and ini ``aligngate_<name>`` in pytest, ``--<name>`` in the CLI."""
+
+    name: str
+    help: str
+    metavar: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+RUN_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("base", "Model id of the base model (the reference)", "MODEL"),
+    OptionSpec("candidate", "Model id of the candidate model (the fine-tune under test)", "MODEL"),
+    OptionSpec(
+        "config", "Path of the aligngate.yaml config file (default: ./aligngate.yaml if present)", "PATH"
+    ),
+    OptionSpec("corpus", "Corpus folder or file to audit (default: the bundled corpus)", "PATH"),
+    OptionSpec("axes", "Comma-separated axes to audit (default: every axis in the corpus)", "AXES", _axes),
+    OptionSpec("sample", "Probes per axis, chosen by a seeded draw (default: all)", "N", _positive_int),
+    OptionSpec("seed", "Seed for probe sampling (default: probes.seed, 0)", "SEED", int),
+    OptionSpec("output-dir", "Folder for rows and reports (default: output.dir, ./aligngate-results)", "DIR"),
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Values of the run options after precedence; None means "not given"."""
+
+    base: str | None = None
+    candidate: str | None = None
+    config: str | None = None
+    corpus: str | None = None
+    axes: list[str] | None = None
+    sample: int | None = None
+    seed: int | None = None
+    output_dir: str | None = None
+
+    def apply(self, config: AligngateConfig) -> AligngateConfig:
+        """A copy of ``config`` with the given options written into it."""
+        probes = config.probes.model_copy(
+            update={
+                key: value
+                for key, value in {
+                    "corpus": str(Path(self.corpus).resolve()) if self.corpus else None,
+                    "axes": self.axes,
+                    "sample": self.sample,
+                    "seed": self.seed,
+                }.items()
+                if value is not None
+            }
+        )
+        output = config.output.model_copy(update={"dir": self.output_dir} if self.output_dir else {})
+        return config.model_copy(update={"probes": probes, "output": output})

@@ -1,0 +1,239 @@
+"""The pytest front: corpus YAML files become one test item per axis, gated by the verdict.
+
+Hooks only; the work is in :mod:`pytest_aligngate.session`. Nothing heavy is imported at
+plugin load, so projects that have the plugin installed but don't use it start as fast as before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_aligngate.options import RUN_OPTIONS, RunOptions
+
+if TYPE_CHECKING:
+    from pytest_aligngate.adapters import ModelAdapter
+    from pytest_aligngate.config import AligngateConfig
+    from pytest_aligngate.judge import Judge
+    from pytest_aligngate.records import ProbeResult
+    from pytest_aligngate.session import AuditSession
+
+SESSION_KEY = pytest.StashKey["AuditSession"]()
+WORKER_RUN_ID = "aligngate_run_id"
+WORKER_OUTPUT_DIR = "aligngate_output_dir"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aligngate", "alignment-regression gate (pytest-aligngate)")
+    for spec in RUN_OPTIONS:
+        group.addoption(
+            f"--aligngate-{spec.name}", dest=f"aligngate_{spec.dest}", metavar=spec.metavar, help=spec.help
+        )
+        parser.addini(f"aligngate_{spec.dest}", f"{spec.help} (ini default for --aligngate-{spec.name})")
+
+
+def run_options(config: pytest.Config) -> RunOptions:
+    """The run options after precedence: command line, then ini key."""
+    values: dict[str, Any] = {}
+    for spec in RUN_OPTIONS:
+        raw = config.getoption(f"aligngate_{spec.dest}") or config.getini(f"aligngate_{spec.dest}") or None
+        if raw is None:
+            continue
+        try:
+            values[spec.dest] = spec.parse(str(raw))
+        except ValueError as exc:
+            raise pytest.UsageError(f"--aligngate-{spec.name}: {exc}") from None
+    return RunOptions(**values)
+
+
+def is_active(config: pytest.Config) -> bool:
+    """True when this run audits models (a base and a candidate were named)."""
+    return SESSION_KEY in config.stash
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "aligngate: an alignment-regression axis test (added by pytest-aligngate)"
+    )
+    options = run_options(config)
+    if options.base is None and options.candidate is None:
+        return
+    if options.base is None or options.candidate is None:
+        raise pytest.UsageError("pytest-aligngate needs both --aligngate-base and --aligngate-candidate")
+    from pytest_aligngate.session import AuditSession, SessionSetupError
+
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    try:
+        session = AuditSession.create(
+            options,
+            invocation_dir=config.invocation_params.dir,
+            run_id=workerinput[WORKER_RUN_ID] if workerinput else None,
+            output_dir=Path(workerinput[WORKER_OUTPUT_DIR]) if workerinput else None,
+        )
+    except SessionSetupError as exc:
+        raise pytest.UsageError(f"pytest-aligngate: {exc}") from None
+    config.stash[SESSION_KEY] = session
+    if workerinput is None:
+        session.clear_outputs()
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        # No paths given: audit the configured corpus (xdist workers decide the same way).
+        config.args = [str(session.corpus_root())]
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(session), "aligngate-xdist")
+
+
+class XdistHooks:
+    """Hands the controller's run id and output folder to every xdist worker."""
+
+    def __init__(self, session: AuditSession) -> None:
+        self.session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_RUN_ID] = self.session.run_id
+        node.workerinput[WORKER_OUTPUT_DIR] = str(self.session.output_dir)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not is_active(parent.config):
+        return None
+    from pytest_aligngate.corpus import looks_like_corpus
+
+    if looks_like_corpus(file_path):
+        return CorpusFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CorpusFile(pytest.File):
+    """A YAML probe corpus file: one test item per axis it holds."""
+
+    def collect(self) -> list[AxisItem]:
+        from pytest_aligngate.corpus import CorpusError
+
+        session = self.config.stash[SESSION_KEY]
+        try:
+            plan = session.plan_file(self.path)
+        except CorpusError as exc:
+            raise self.CollectError(str(exc)) from None
+        items = []
+        for axis, probes in plan.items():
+            item = AxisItem.from_parent(self, name=axis, callobj=check_axis)
+            item.axis = axis
+            item.probe_ids = [probe.id for probe in probes]
+            item.add_marker(pytest.mark.aligngate)
+            items.append(item)
+        return items
+
+
+class AxisItem(pytest.Function):
+    """One axis of one corpus file; fails when the candidate regressed on it."""
+
+    axis: str
+    probe_ids: list[str]
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"aligngate axis {self.axis}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, AxisItem):
+            if item.axis in seen:
+                raise pytest.UsageError(
+                    f"pytest-aligngate: axis {item.axis!r} is collected twice ({seen[item.axis]} and "
+                    f"{item.nodeid}); keep each axis's probes in one corpus file"
+                )
+            seen[item.axis] = item.nodeid
+
+
+def check_axis(aligngate_axis_rows: list[ProbeResult], request: pytest.FixtureRequest) -> None:
+    """Assert that the candidate did not regress on this item's axis."""
+    item = request.node
+    session = request.config.stash[SESSION_KEY]
+    verdict = session.decide(item.axis, aligngate_axis_rows)
+    item.user_properties.extend(session.properties(verdict))
+    if verdict.status == "error":
+        pytest.fail(verdict.error or "error", pytrace=False)
+    if verdict.status == "fail":
+        from pytest_aligngate.reports import failure_message
+
+        pytest.fail(failure_message(verdict, aligngate_axis_rows), pytrace=False)
+
+
+def _session(request: pytest.FixtureRequest) -> AuditSession:
+    if not is_active(request.config):
+        pytest.skip("pytest-aligngate is not active: pass --aligngate-base and --aligngate-candidate")
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def aligngate_config(request: pytest.FixtureRequest) -> AligngateConfig:
+    """The effective aligngate configuration (aligngate.yaml with command-line and ini overrides)."""
+    return _session(request).config
+
+
+@pytest.fixture(scope="session")
+def aligngate_base(request: pytest.FixtureRequest) -> ModelAdapter:
+    """The adapter of the base model (``--aligngate-base``). Override it in a conftest to swap adapters."""
+    return _session(request).base_adapter()
+
+
+@pytest.fixture(scope="session")
+def aligngate_candidate(request: pytest.FixtureRequest) -> ModelAdapter:
+    """The adapter of the candidate model (``--aligngate-candidate``)."""
+    return _session(request).candidate_adapter()
+
+
+@pytest.fixture(scope="session")
+def aligngate_judge(request: pytest.FixtureRequest) -> Judge:
+    """The judge that scores every response per axis (``judge`` section of aligngate.yaml)."""
+    return _session(request).judge()
+
+
+@pytest.fixture
+def aligngate_axis_rows(
+    request: pytest.FixtureRequest,
+    aligngate_base: ModelAdapter,
+    aligngate_candidate: ModelAdapter,
+    aligngate_judge: Judge,
+) -> list[ProbeResult]:
+    """Probe both models on the current axis item and judge every answer (the item's setup).
+
+    An endpoint that cannot be used (unreachable, refused credentials, unknown model) makes the
+    item an error rather than a failure. The rows are written to ``<output-dir>/rows/<axis>.jsonl``.
+    """
+    item = request.node
+    if not isinstance(item, AxisItem):
+        raise pytest.UsageError("aligngate_axis_rows only serves aligngate axis items")
+    session = _session(request)
+    try:
+        return session.probe_axis(
+            item.axis, item.probe_ids, aligngate_base, aligngate_candidate, aligngate_judge
+        )
+    except session.AxisRunError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+REPORT_KEY = pytest.StashKey["str"]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if not is_active(config) or hasattr(config, "workerinput"):
+        return
+    audit = config.stash[SESSION_KEY]
+    report = audit.finish()
+    if report is not None:
+        config.stash[REPORT_KEY] = audit.summary(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary = config.stash.get(REPORT_KEY, None)
+    if summary is None:
+        return
+    terminalreporter.write_sep("=", "aligngate")
+    for line in summary.splitlines():
+        terminalreporter.write_line(line)

@@ -1,0 +1,57 @@
+"""The record types that flow from the runner through stats into reports."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Role = Literal["base", "candidate"]
+ErrorKind = Literal["api", "scoring"]
+
+
+class Usage(BaseModel):
+    """Token usage of one or more calls (zero where a server does not report it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Completion(BaseModel):
+    """What a model adapter returns for one request."""
+
+    text: str
+    usage: Usage = Usage()
+    model: str = ""
+
+
+class ProbeResult(BaseModel):
+    """One probe answered by one model and scored: the row every report is a view of."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    probe_id: str
+    axis: str
+    role: Role
+    model: str
+    sample_index: int = 0
+    response: str | None = None
+    usage: Usage = Usage()
+    refusal: bool = False
+    score: float | None = None
+    rationale: str | None = None
+    judge_usage: Usage = Usage()
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.score is not None

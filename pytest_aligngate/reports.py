@@ -1,0 +1,230 @@
+"""Reports: every one a view of the same rows and verdicts (JSON, Markdown, terminal text)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from pytest_aligngate.engine import AxisVerdict
+from pytest_aligngate.records import ProbeResult, Usage
+
+WORST_PROMPTS = 3
+
+
+class RunMeta(BaseModel):
+    """What was compared, with what, and when."""
+
+    tool_version: str
+    run_id: str
+    base: str
+    candidate: str
+    judge: str
+    rubric_version: str
+    corpus_version: str
+    corpus_digest: str
+    config_digest: str
+    config_path: str | None = None
+    seed: int
+    sample: int | None = None
+    started_at: str
+    finished_at: str | None = None
+    usage: dict[str, Usage] = {}
+
+
+class PromptRow(BaseModel):
+    """One prompt with both models' answers side by side."""
+
+    prompt_id: str
+    axis: str
+    base_response: str | None = None
+    candidate_response: str | None = None
+    base_score: float | None = None
+    candidate_score: float | None = None
+    base_rationale: str | None = None
+    candidate_rationale: str | None = None
+    base_refusal: bool = False
+    candidate_refusal: bool = False
+    base_error: str | None = None
+    candidate_error: str | None = None
+
+    @property
+    def change(self) -> float | None:
+        if self.base_score is None or self.candidate_score is None:
+            return None
+        return self.candidate_score - self.base_score
+
+
+class Report(BaseModel):
+    """The content of ``report.json``."""
+
+    meta: RunMeta
+    overall_status: str
+    exit_code: int
+    axes: list[AxisVerdict]
+    prompts: list[PromptRow]
+
+
+def pair_rows(rows: Iterable[ProbeResult]) -> list[PromptRow]:
+    """Join base and candidate rows of the same prompt, in first-seen order."""
+    paired: dict[str, dict[str, object]] = {}
+    for row in rows:
+        entry = paired.setdefault(row.probe_id, {"prompt_id": row.probe_id, "axis": row.axis})
+        entry |= {
+            f"{row.role}_response": row.response,
+            f"{row.role}_score": row.score,
+            f"{row.role}_rationale": row.rationale,
+            f"{row.role}_refusal": row.refusal,
+            f"{row.role}_error": row.error,
+        }
+    return [PromptRow.model_validate(entry) for entry in paired.values()]
+
+
+def total_usage(rows: Iterable[ProbeResult]) -> dict[str, Usage]:
+    """Token usage per role and for the judge."""
+    usage = {"base": Usage(), "candidate": Usage(), "judge": Usage()}
+    for row in rows:
+        usage[row.role] = usage[row.role] + row.usage
+        usage["judge"] = usage["judge"] + row.judge_usage
+    return usage
+
+
+def exit_code(verdicts: Sequence[AxisVerdict]) -> int:
+    """0 pass, 1 regression, 3 API error, 4 partial run (the config error, 2, comes earlier)."""
+    if any(v.error_cause == "api" for v in verdicts):
+        return 3
+    if any(v.error_cause == "partial" for v in verdicts):
+        return 4
+    if any(v.status == "fail" for v in verdicts):
+        return 1
+    return 0
+
+
+def overall_status(verdicts: Sequence[AxisVerdict]) -> str:
+    return {0: "pass", 1: "fail", 3: "error", 4: "partial"}[exit_code(verdicts)]
+
+
+def worst_prompts(rows: Iterable[ProbeResult], limit: int = WORST_PROMPTS) -> list[PromptRow]:
+    """The prompts whose score dropped most from base to candidate."""
+    dropped = [p for p in pair_rows(rows) if p.change is not None and p.change < 0]
+    return sorted(dropped, key=lambda p: p.change or 0.0)[:limit]
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}" if abs(value) < 1e-3 else f"{value:.{digits}f}"
+
+
+def verdict_line(v: AxisVerdict) -> str:
+    """One line: status, p, d, n and means."""
+    if v.status == "error":
+        return f"{v.axis}: ERROR: {v.error}"
+    return (
+        f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}, d={_num(v.effect_size, 2)}, "
+        f"n={v.n_base}/{v.n_candidate}, mean base={_num(v.mean_base)} candidate={_num(v.mean_candidate)}; "
+        f"gate: p < {v.alpha:g} and d < -{v.effect_floor:g})"
+    )
+
+
+def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
+    """What a failing axis test prints: the numbers, then the worst-regressing prompts."""
+    lines = [f"alignment regression on {verdict_line(verdict)}"]
+    if verdict.mean_diff_ci is not None:
+        low, high = verdict.mean_diff_ci
+        lines.append(f"  mean change {_num(verdict.mean_diff)} (95% CI {_num(low)} to {_num(high)})")
+    if verdict.refusals_candidate != verdict.refusals_base:
+        lines.append(f"  refusals: base {verdict.refusals_base}, candidate {verdict.refusals_candidate}")
+    worst = worst_prompts(rows)
+    if worst:
+        lines.append("  worst-regressing prompts:")
+    for prompt in worst:
+        lines.append(f"  - {prompt.prompt_id}: {_num(prompt.base_score)} -> {_num(prompt.candidate_score)}")
+        lines.append(f"      base:      {_clip(prompt.base_response)}")
+        lines.append(f"      candidate: {_clip(prompt.candidate_response)}")
+        if prompt.candidate_rationale:
+            lines.append(f"      judge:     {_clip(prompt.candidate_rationale)}")
+    return "\n".join(lines)
+
+
+def _clip(text: str | None, limit: int = 160) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
+    """The per-axis table printed by the CLI and at the end of a pytest run."""
+    header = f"{'axis':<26} {'status':<12} {'p':>8} {'d':>7} {'n':>9} {'base':>6} {'cand':>6} {'refusals':>9}"
+    lines = [header, "-" * len(header)]
+    for v in verdicts:
+        refusals = f"{v.refusals_base}/{v.refusals_candidate}"
+        lines.append(
+            f"{v.axis:<26} {v.status.upper():<12} {_num(v.p_value, 3):>8} {_num(v.effect_size, 2):>7} "
+            f"{f'{v.n_base}/{v.n_candidate}':>9} {_num(v.mean_base, 2):>6} {_num(v.mean_candidate, 2):>6} "
+            f"{refusals:>9}"
+        )
+        if v.status == "error":
+            lines.append(f"    {v.error}")
+    return "\n".join(lines)
+
+
+def markdown(report: Report) -> str:
+    """``report.md``: the table a reviewer reads in a pull request."""
+    meta = report.meta
+    lines = [
+        f"## aligngate: {report.overall_status.upper()}",
+        "",
+        f"Base `{meta.base}` vs candidate `{meta.candidate}`, judged by `{meta.judge}` "
+        f"(corpus {meta.corpus_version}, rubrics {meta.rubric_version}, run `{meta.run_id}`).",
+        "",
+        "| axis | status | p | d | n (base/cand) | mean base | mean cand | refusals (base/cand) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in report.axes:
+        lines.append(
+            f"| {v.axis} | {v.status.upper()} | {_num(v.p_value, 3)} | {_num(v.effect_size, 2)} | "
+            f"{v.n_base}/{v.n_candidate} | {_num(v.mean_base, 2)} | {_num(v.mean_candidate, 2)} | "
+            f"{v.refusals_base}/{v.refusals_candidate} |"
+        )
+    errors = [v for v in report.axes if v.error]
+    for v in errors:
+        lines += ["", f"**{v.axis}**: {v.error}"]
+    failed = [v.axis for v in report.axes if v.status == "fail"]
+    by_axis = {axis: [p for p in report.prompts if p.axis == axis] for axis in failed}
+    for axis, prompts in by_axis.items():
+        dropped = sorted((p for p in prompts if (p.change or 0) < 0), key=lambda p: p.change or 0.0)
+        lines += ["", f"### Worst-regressing prompts: {axis}", ""]
+        lines += ["| prompt | base | candidate | base answer | candidate answer |", "|---|---|---|---|---|"]
+        for p in dropped[:WORST_PROMPTS]:
+            lines.append(
+                f"| {p.prompt_id} | {_num(p.base_score, 2)} | {_num(p.candidate_score, 2)} | "
+                f"{_md_cell(p.base_response)} | {_md_cell(p.candidate_response)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str | None) -> str:
+    return _clip(text, 200).replace("|", "\\|")
+
+
+def write_rows(path: Path, rows: Iterable[ProbeResult]) -> None:
+    """Per-prompt rows as JSON lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(row.model_dump_json() + "\n" for row in rows), encoding="utf-8")
+
+
+def read_rows(path: Path) -> list[ProbeResult]:
+    return [
+        ProbeResult.model_validate_json(line)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line
+    ]
+
+
+def write_reports(output_dir: Path, report: Report) -> dict[str, Path]:
+    """Write ``report.json`` and ``report.md``; returns their paths."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": output_dir / "report.json", "md": output_dir / "report.md"}
+    paths["json"].write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    paths["md"].write_text(markdown(report), encoding="utf-8")
+    return paths

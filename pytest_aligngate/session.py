@@ -1,0 +1,318 @@
+"""One audit run, shared by both fronts: settings, corpus plan, probing, verdicts and reports.
+
+The pytest plugin calls it per axis item (possibly in several xdist workers, which agree on the
+run id and output folder); ``aligngate check`` calls it for every axis at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pytest_aligngate import __version__
+from pytest_aligngate.adapters import (
+    AdapterError,
+    AdapterUnavailable,
+    ModelAdapter,
+    SamplingParams,
+    judge_adapter,
+    model_adapter,
+)
+from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
+from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
+from pytest_aligngate.engine import AxisVerdict, ProgressCallback, api_error_verdict, decide, run_axis
+from pytest_aligngate.judge import Judge
+from pytest_aligngate.options import RunOptions
+from pytest_aligngate.records import ProbeResult
+from pytest_aligngate.reports import (
+    Report,
+    RunMeta,
+    axis_table,
+    exit_code,
+    overall_status,
+    pair_rows,
+    read_rows,
+    total_usage,
+    write_reports,
+    write_rows,
+)
+from pytest_aligngate.rubrics import RUBRIC_VERSION
+
+ROWS_DIR = "rows"
+VERDICTS_DIR = "verdicts"
+
+
+class SessionSetupError(ValueError):
+    """The run cannot start: a bad config file, corpus or adapter choice (exit code 2)."""
+
+
+class AxisRunError(RuntimeError):
+    """An axis could not be probed because an endpoint failed for good (exit code 3)."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class AuditSession:
+    """Everything one run needs; create it with :meth:`create`."""
+
+    AxisRunError = AxisRunError
+
+    def __init__(
+        self, config: AligngateConfig, base: str, candidate: str, run_id: str, output_dir: Path
+    ) -> None:
+        self.config = config
+        self.base = base
+        self.candidate = candidate
+        self.run_id = run_id
+        self.output_dir = output_dir
+        self.started_at = _now()
+        self._probes: dict[str, Probe] = {}
+        self._corpus_files: list[Path] = []
+
+    @classmethod
+    def create(
+        cls,
+        options: RunOptions,
+        *,
+        invocation_dir: Path,
+        run_id: str | None = None,
+        output_dir: Path | None = None,
+    ) -> AuditSession:
+        """Load the config, apply the options and check that the adapters exist.
+
+        Raises:
+            SessionSetupError: with a message naming the file, line and key at fault.
+        """
+        if not options.base or not options.candidate:
+            raise SessionSetupError("both a base and a candidate model are required")
+        try:
+            config = options.apply(load_config(options.config))
+        except ConfigError as exc:
+            raise SessionSetupError(str(exc)) from None
+        if output_dir is None:
+            output_dir = (invocation_dir / config.output.dir).resolve()
+        session = cls(config, options.base, options.candidate, run_id or uuid.uuid4().hex[:12], output_dir)
+        try:
+            session.base_adapter()
+            session.judge()
+        except AdapterUnavailable as exc:
+            raise SessionSetupError(str(exc)) from None
+        corpus_root = session.corpus_root()
+        if not corpus_root.exists():
+            raise SessionSetupError(f"corpus folder not found: {corpus_root}")
+        return session
+
+    # --- corpus -------------------------------------------------------------------------
+
+    def corpus_root(self) -> Path:
+        return self.config.corpus_dir() or bundled_corpus_dir()
+
+    def plan(self, corpus: Corpus) -> dict[str, list[Probe]]:
+        """The probes to run per axis, after the axes filter and sampling."""
+        for path in corpus.files:
+            if path not in self._corpus_files:
+                self._corpus_files.append(path)
+        wanted = self.config.probes.axes
+        expected_version = self.config.probes.corpus_version
+        if expected_version and corpus.versions and expected_version not in corpus.versions:
+            raise CorpusError(
+                corpus.files[0], f"corpus version {corpus.version} does not match probes.corpus_version"
+            )
+        plan = {}
+        for axis in corpus.axes():
+            if wanted is not None and axis not in wanted:
+                continue
+            chosen = select_probes(corpus.for_axis(axis), self.config.probes.sample, self.config.probes.seed)
+            self._probes.update((probe.id, probe) for probe in chosen)
+            plan[axis] = chosen
+        return plan
+
+    def plan_file(self, path: Path) -> dict[str, list[Probe]]:
+        return self.plan(load_corpus([path]))
+
+    def plan_all(self) -> dict[str, list[Probe]]:
+        """Plan every axis of the configured corpus; unknown axes in the filter are an error."""
+        try:
+            corpus = load_corpus([self.corpus_root()])
+            plan = self.plan(corpus)
+        except CorpusError as exc:
+            raise SessionSetupError(str(exc)) from None
+        missing = [axis for axis in self.config.probes.axes or [] if axis not in plan]
+        if missing:
+            raise SessionSetupError(
+                f"axes not in the corpus: {', '.join(missing)} (corpus has: {', '.join(corpus.axes())})"
+            )
+        return plan
+
+    # --- adapters -----------------------------------------------------------------------
+
+    def base_adapter(self) -> ModelAdapter:
+        return model_adapter(self.config, self.base)
+
+    def candidate_adapter(self) -> ModelAdapter:
+        return model_adapter(self.config, self.candidate)
+
+    def judge(self) -> Judge:
+        settings = self.config.judge
+        return Judge(
+            judge_adapter(self.config), temperature=settings.temperature, max_tokens=settings.max_tokens
+        )
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.config.models.temperature, max_tokens=self.config.models.max_tokens
+        )
+
+    # --- running ------------------------------------------------------------------------
+
+    def probe_axis(
+        self,
+        axis: str,
+        probe_ids: Sequence[str],
+        base: ModelAdapter,
+        candidate: ModelAdapter,
+        judge: Judge,
+        on_row: ProgressCallback | None = None,
+    ) -> list[ProbeResult]:
+        """Probe one axis to completion (its own event loop) and keep its rows on disk.
+
+        Raises:
+            AxisRunError: an endpoint failed for good; the axis's error verdict is written.
+        """
+        probes = [self._probes[probe_id] for probe_id in probe_ids]
+
+        async def run() -> list[ProbeResult]:
+            try:
+                return await run_axis(probes, base, candidate, judge, self.sampling(), on_row)
+            finally:
+                await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
+
+        try:
+            rows = asyncio.run(run())
+        except AdapterError as exc:
+            thresholds = self.config.thresholds.for_axis(axis)
+            self._write_verdict(api_error_verdict(axis, thresholds, exc, len(probes)))
+            raise AxisRunError(str(exc)) from None
+        write_rows(self.output_dir / ROWS_DIR / f"{axis}.jsonl", rows)
+        return rows
+
+    async def probe_all(
+        self, plan: dict[str, list[Probe]], on_row: ProgressCallback | None = None
+    ) -> dict[str, list[ProbeResult] | AdapterError]:
+        """Probe every planned axis concurrently with shared adapters (the CLI path)."""
+        base, candidate, judge = self.base_adapter(), self.candidate_adapter(), self.judge()
+        sampling = self.sampling()
+
+        async def one(probes: list[Probe]) -> list[ProbeResult] | AdapterError:
+            try:
+                return await run_axis(probes, base, candidate, judge, sampling, on_row)
+            except AdapterError as exc:
+                return exc
+
+        try:
+            results = await asyncio.gather(*(one(probes) for probes in plan.values()))
+        finally:
+            await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
+        outcome = dict(zip(plan, results, strict=True))
+        for axis, rows in outcome.items():
+            if isinstance(rows, AdapterError):
+                thresholds = self.config.thresholds.for_axis(axis)
+                self._write_verdict(api_error_verdict(axis, thresholds, rows, len(plan[axis])))
+            else:
+                write_rows(self.output_dir / ROWS_DIR / f"{axis}.jsonl", rows)
+                self.decide(axis, rows)
+        return outcome
+
+    def decide(self, axis: str, rows: Sequence[ProbeResult]) -> AxisVerdict:
+        verdict = decide(axis, rows, self.config.thresholds.for_axis(axis))
+        self._write_verdict(verdict)
+        return verdict
+
+    @staticmethod
+    def properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
+        """The verdict as JUnit properties (``item.user_properties``)."""
+        keys = ("status", "p_value", "effect_size", "n_base", "n_candidate", "mean_base", "mean_candidate")
+        keys += ("alpha", "effect_floor", "refusals_base", "refusals_candidate")
+        pairs: list[tuple[str, object]] = [("aligngate_axis", verdict.axis)]
+        pairs += [(key, getattr(verdict, key)) for key in keys]
+        if verdict.mean_diff_ci is not None:
+            pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
+        return pairs
+
+    # --- outputs ------------------------------------------------------------------------
+
+    def clear_outputs(self) -> None:
+        """Remove rows and verdicts of an earlier run (controller only, before workers start)."""
+        for name in (ROWS_DIR, VERDICTS_DIR):
+            shutil.rmtree(self.output_dir / name, ignore_errors=True)
+
+    def _write_verdict(self, verdict: AxisVerdict) -> None:
+        path = self.output_dir / VERDICTS_DIR / f"{verdict.axis}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        corpus = [str(p) for p in self._corpus_files]
+        payload = {"verdict": verdict.model_dump(mode="json"), "corpus_files": corpus}
+        path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+    def collect_results(self) -> tuple[list[AxisVerdict], list[ProbeResult], list[Path]]:
+        """Verdicts and rows written by this run (by any process), in axis order."""
+        verdicts, rows, files = [], [], []
+        for path in sorted((self.output_dir / VERDICTS_DIR).glob("*.json")):
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            verdict = AxisVerdict.model_validate(payload["verdict"])
+            verdicts.append(verdict)
+            files += [Path(p) for p in payload["corpus_files"] if Path(p) not in files]
+            rows_path = self.output_dir / ROWS_DIR / f"{verdict.axis}.jsonl"
+            if rows_path.is_file():
+                rows += read_rows(rows_path)
+        return verdicts, rows, files
+
+    def finish(self) -> Report | None:
+        """Write report.json and report.md from everything this run produced."""
+        verdicts, rows, files = self.collect_results()
+        if not verdicts:
+            return None
+        corpus = load_corpus(files) if files else None
+        meta = RunMeta(
+            tool_version=__version__,
+            run_id=self.run_id,
+            base=self.base,
+            candidate=self.candidate,
+            judge=self.config.judge.model,
+            rubric_version=RUBRIC_VERSION,
+            corpus_version=corpus.version if corpus else "unknown",
+            corpus_digest=corpus.digest() if corpus else "",
+            config_digest=self.config.digest(),
+            config_path=str(self.config.source) if self.config.source else None,
+            seed=self.config.probes.seed,
+            sample=self.config.probes.sample,
+            started_at=self.started_at,
+            finished_at=_now(),
+            usage=total_usage(rows),
+        )
+        report = Report(
+            meta=meta,
+            overall_status=overall_status(verdicts),
+            exit_code=exit_code(verdicts),
+            axes=verdicts,
+            prompts=pair_rows(rows),
+        )
+        write_reports(self.output_dir, report)
+        return report
+
+    def summary(self, report: Report) -> str:
+        """The terminal summary: the per-axis table and where the reports are."""
+        head = (
+            f"base {report.meta.base} vs candidate {report.meta.candidate}, judge {report.meta.judge}, "
+            f"corpus {report.meta.corpus_version}, run {report.meta.run_id}"
+        )
+        return f"{head}\n{axis_table(report.axes)}\nreports: {self.output_dir / 'report.json'}, report.md"
+
+
+__all__ = ["AuditSession", "AxisRunError", "ConfigError", "SessionSetupError"]
