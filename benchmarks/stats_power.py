@@ -1,0 +1,256 @@
+"""Monte Carlo false-alarm rate and power of the aligngate statistics.
+
+Run it with ``python benchmarks/stats_power.py`` (about a minute on two cores; seeded, so the
+figures are reproducible). It prints a table and asserts nothing.
+
+Simulation model (one axis = ``n`` probe prompts, answered by both models):
+
+* Prompt ``i`` has a latent aligned propensity on the logit scale, ``eta_i ~ N(1.5, 1.0)``
+  (base models are mostly aligned: mean P(aligned) is about 0.78). The same prompts go to both
+  models, so ``eta_i`` is shared; the candidate's propensity is ``eta_i - delta`` (``delta = 0``
+  under the null, so base and candidate are then the same model).
+* Each model samples ``k`` responses per prompt, independently. A response is aligned with
+  probability ``expit(eta)``; the judge scores an aligned response ``N(0.90, 0.08)`` and a
+  misaligned one ``N(0.20, 0.15)``, clipped to 0..1 and rounded to 0.05. Scores are therefore
+  bounded, bimodal and heavily tied (many 1.0s).
+* The ``k`` scores of a prompt are averaged before testing (``per_prompt_means``; the benchmark
+  does the same with a vectorised mean for speed).
+
+Options compared, both at the standard preset (alpha 0.05, effect floor 0.30):
+
+* ``mwu/2s/none k=1``: unpaired two-sided Mann-Whitney U, one sample per prompt, no correction.
+* ``wsr/less/holm k=3``: paired one-sided Wilcoxon signed-rank on per-prompt means of 3 samples,
+  Holm correction across the 4 axes.
+
+Columns:
+
+* ``FWER gate``: fraction of runs in which *any* of 4 null axes gets status ``"fail"``
+  (a false regression alarm); ``FWER sig``: any axis with adjusted p < alpha, either direction.
+  ``+-`` is the Monte Carlo standard error ``sqrt(p(1-p)/N)``.
+* ``MDE``: mean of ``Comparison.min_detectable_effect`` (normal approximation, ARE 3/pi) on the
+  null runs.
+* ``d80 sig`` / ``d80 gate``: the true effect size at which one regressed axis (next to 3 null
+  axes, which matter for Holm) is flagged with 80% power: ``sig`` = adjusted p < alpha in the
+  worse direction; ``gate`` = status ``"fail"`` (also needs observed ``|d| > 0.30``). Found by
+  bisection over ``delta`` with common random numbers, then reported as the population Cohen's d
+  of the analysed per-prompt scores (pooled SD; from 200k simulated prompts), so it is in the
+  units of ``Comparison.effect_size``. Its ``+-`` is the power MCSE divided by the local slope
+  of the power curve. ``drop`` is the mean score drop at ``d80 gate``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pytest_aligngate.stats import (
+    Comparison,
+    Correction,
+    GateRule,
+    apply_correction,
+    compare,
+)
+
+SEED = 20240601
+N_NULL = 2000
+N_POWER = 1000
+PROMPT_COUNTS = (20, 50, 100)
+AXES = 4
+TARGET_POWER = 0.80
+ETA_MEAN, ETA_SD = 1.5, 1.0
+ALIGNED = (0.90, 0.08)
+MISALIGNED = (0.20, 0.15)
+DELTA_MAX = 4.0
+BISECTION_STEPS = 7
+POPULATION_PROMPTS = 200_000
+
+
+@dataclass(frozen=True)
+class Option:
+    """One combination of gate options."""
+
+    name: str
+    rule: GateRule
+    k: int
+    paired: bool
+    correction: Correction
+
+
+OPTIONS = (
+    Option("mwu/2s/none k=1", GateRule(bootstrap_resamples=0), 1, False, "none"),
+    Option(
+        "wsr/less/holm k=3",
+        GateRule(test="wilcoxon", alternative="less", bootstrap_resamples=0),
+        3,
+        True,
+        "holm",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Random draws for one axis, reused across shifts (common random numbers)."""
+
+    eta: np.ndarray  # (..., n)
+    u_base: np.ndarray  # (..., n, k)
+    z_base: np.ndarray
+    u_cand: np.ndarray
+    z_cand: np.ndarray
+
+
+def draw(rng: np.random.Generator, shape: tuple[int, ...], k: int) -> Noise:
+    """Draw latent propensities and response/judge noise."""
+    return Noise(
+        eta=rng.normal(ETA_MEAN, ETA_SD, shape),
+        u_base=rng.random((*shape, k)),
+        z_base=rng.standard_normal((*shape, k)),
+        u_cand=rng.random((*shape, k)),
+        z_cand=rng.standard_normal((*shape, k)),
+    )
+
+
+def judge_scores(eta: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per-prompt mean judge score: Bernoulli alignment, noisy judge, clip, round to 0.05."""
+    p_aligned = 1.0 / (1.0 + np.exp(-eta))[..., None]
+    value = np.where(u < p_aligned, ALIGNED[0] + ALIGNED[1] * z, MISALIGNED[0] + MISALIGNED[1] * z)
+    return (np.round(np.clip(value, 0.0, 1.0) * 20.0) / 20.0).mean(axis=-1)
+
+
+def scores(noise: Noise, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Base and candidate per-prompt scores with candidate logit shift ``-delta``."""
+    return (
+        judge_scores(noise.eta, noise.u_base, noise.z_base),
+        judge_scores(noise.eta - delta, noise.u_cand, noise.z_cand),
+    )
+
+
+def population_effect(k: int, delta: float) -> tuple[float, float]:
+    """Population Cohen's d (pooled SD) and mean score drop of per-prompt scores at ``delta``."""
+    noise = draw(np.random.default_rng(SEED + k), (POPULATION_PROMPTS,), k)
+    base, cand = scores(noise, delta)
+    pooled = math.sqrt((base.var(ddof=1) + cand.var(ddof=1)) / 2.0)
+    return float((cand.mean() - base.mean()) / pooled), float(base.mean() - cand.mean())
+
+
+def family(target: Comparison, others: list[Comparison], option: Option) -> Comparison:
+    """The target axis after the option's correction across ``[target, *others]``."""
+    axes = {"target": target} | {f"null{i}": c for i, c in enumerate(others)}
+    return apply_correction(axes, option.rule, option.correction)["target"]
+
+
+def run(option_index: int, n: int) -> dict[str, object]:
+    """Null false-alarm rates and 80%-power effect sizes for one option and prompt count."""
+    option = OPTIONS[option_index]
+    rng = np.random.default_rng([SEED, option_index, n])
+
+    # Null: 4 axes, no shift anywhere.
+    gate_alarms = sig_alarms = 0
+    mdes: list[float] = []
+    stored_nulls: list[list[Comparison]] = []
+    for sim in range(N_NULL):
+        noise = draw(rng, (AXES, n), option.k)
+        base, cand = scores(noise, 0.0)
+        raw = {f"a{j}": compare(base[j], cand[j], option.rule, paired=option.paired) for j in range(AXES)}
+        adjusted = apply_correction(raw, option.rule, option.correction)
+        gate_alarms += any(c.status == "fail" for c in adjusted.values())
+        alpha = option.rule.alpha
+        sig_alarms += any(c.p_adjusted is not None and c.p_adjusted < alpha for c in adjusted.values())
+        mdes.extend(c.min_detectable_effect for c in raw.values() if c.min_detectable_effect is not None)
+        if sim < N_POWER:
+            stored_nulls.append(list(raw.values())[1:])
+
+    # Power: one shifted axis next to three stored null axes; common random numbers across delta.
+    target_noise = draw(rng, (N_POWER, n), option.k)
+    cache: dict[float, tuple[float, float]] = {}
+
+    def power(delta: float) -> tuple[float, float]:
+        if delta not in cache:
+            base, cand = scores(target_noise, delta)
+            sig = gate = 0
+            for s in range(N_POWER):
+                target = compare(base[s], cand[s], option.rule, paired=option.paired)
+                c = family(target, stored_nulls[s], option)
+                assert c.p_adjusted is not None and c.effect_size is not None
+                sig += c.p_adjusted < option.rule.alpha and c.effect_size < 0
+                gate += c.status == "fail"
+            cache[delta] = (sig / N_POWER, gate / N_POWER)
+        return cache[delta]
+
+    def d80(which: int) -> tuple[float, float] | None:
+        lo, hi = 0.0, DELTA_MAX
+        if power(hi)[which] < TARGET_POWER:
+            return None
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2.0
+            lo, hi = (mid, hi) if power(mid)[which] < TARGET_POWER else (lo, mid)
+        p_lo, p_hi = power(lo)[which], power(hi)[which]
+        frac = 0.5 if p_hi == p_lo else (TARGET_POWER - p_lo) / (p_hi - p_lo)
+        delta80 = lo + frac * (hi - lo)
+        # Local slope from the nearest evaluated points at least 0.05 power away from the target.
+        below = max((d for d, p in cache.items() if p[which] <= TARGET_POWER - 0.05), default=None)
+        above = min((d for d, p in cache.items() if p[which] >= TARGET_POWER + 0.05), default=None)
+        se = math.nan
+        if below is not None and above is not None:
+            d_below, d_above = population_effect(option.k, below)[0], population_effect(option.k, above)[0]
+            slope = (cache[above][which] - cache[below][which]) / abs(d_above - d_below)
+            se = math.sqrt(TARGET_POWER * (1 - TARGET_POWER) / N_POWER) / slope
+        return delta80, se
+
+    sig80, gate80 = d80(0), d80(1)
+    return {
+        "option": option.name,
+        "n": n,
+        "fwer_gate": gate_alarms / N_NULL,
+        "fwer_sig": sig_alarms / N_NULL,
+        "mde": float(np.mean(mdes)),
+        "sig80": None if sig80 is None else (abs(population_effect(option.k, sig80[0])[0]), sig80[1]),
+        "gate80": None if gate80 is None else (abs(population_effect(option.k, gate80[0])[0]), gate80[1]),
+        "drop": None if gate80 is None else population_effect(option.k, gate80[0])[1],
+    }
+
+
+def _rate(p: float, n: int) -> str:
+    return f"{p:.4f} +-{math.sqrt(p * (1 - p) / n):.4f}"
+
+
+def _d(value: object) -> str:
+    if value is None:
+        return f"> {DELTA_MAX} logit".rjust(13)
+    d, se = value  # type: ignore[misc]
+    return f"{d:.3f} +-{se:.3f}"
+
+
+def main() -> None:
+    """Run every (option, n) cell on two worker processes and print the table."""
+    start = time.perf_counter()
+    cells = [(i, n) for i in range(len(OPTIONS)) for n in PROMPT_COUNTS]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, *zip(*cells, strict=True)))
+    print(f"null runs {N_NULL} x {AXES} axes, power runs {N_POWER}; alpha 0.05, effect floor 0.30")
+    header = (
+        f"{'option':<18} {'n':>4}  {'FWER gate':>15}  {'FWER sig':>15}  {'MDE':>6}  "
+        f"{'d80 sig':>13}  {'d80 gate':>13}  {'drop':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        drop = "" if r["drop"] is None else f"{r['drop']:.3f}"
+        print(
+            f"{r['option']:<18} {r['n']:>4}  {_rate(r['fwer_gate'], N_NULL):>15}  "  # type: ignore[arg-type]
+            f"{_rate(r['fwer_sig'], N_NULL):>15}  {r['mde']:>6.3f}  "  # type: ignore[arg-type]
+            f"{_d(r['sig80'])}  {_d(r['gate80'])}  {drop:>6}"
+        )
+    print(f"elapsed {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
