@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pytest_aligngate.yamlsource import SourceError, YamlDocument, load_yaml, validation_errors
+from pytest_aligngate.yamlsource import SourceError, YamlDocument, load_yaml, located_errors
 
 BUILTIN_AXES = (
     "monitoring_tolerance",
@@ -145,7 +145,7 @@ def load_corpus_file(path: Path) -> tuple[str | None, list[Probe]]:
     try:
         header = _CorpusFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise CorpusError(path, "\n" + validation_errors(doc, exc.errors())) from exc
+        raise _first_of(located_errors(doc, exc.errors())) from exc
     if header.axis is not None and not AXIS_PATTERN.match(header.axis):
         raise CorpusError(path, "axis must be lower_snake_case", doc.line_of(["axis"]), "axis")
     known_axes = {*BUILTIN_AXES, *([header.axis] if header.axis else [])}
@@ -163,7 +163,7 @@ def _probe(doc: YamlDocument, index: int, raw: Any, file_axis: str | None, known
     try:
         probe = Probe.model_validate(data)
     except ValidationError as exc:
-        raise CorpusError(doc.path, f"{label}:\n" + validation_errors(doc, exc.errors(), loc)) from exc
+        raise _first_of(located_errors(doc, exc.errors(), loc, label)) from exc
     if probe.axis not in known:
         raise CorpusError(
             doc.path,
@@ -173,6 +173,13 @@ def _probe(doc: YamlDocument, index: int, raw: Any, file_axis: str | None, known
             "axis",
         )
     return probe
+
+
+def _first_of(errors: list[SourceError]) -> CorpusError:
+    """One error carrying the location of the first problem and the text of all of them."""
+    first = errors[0]
+    text = "\n".join(str(error) for error in errors)
+    return CorpusError(first.path, first.message, first.line, first.key, text=text)
 
 
 def corpus_files(paths: Iterable[Path]) -> list[Path]:

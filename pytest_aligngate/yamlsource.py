@@ -13,14 +13,22 @@ import yaml
 class SourceError(ValueError):
     """A problem in a user's file, located by path, line and key path."""
 
-    def __init__(self, path: Path | str, message: str, line: int | None = None, key: str = "") -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        message: str,
+        line: int | None = None,
+        key: str = "",
+        *,
+        text: str | None = None,
+    ) -> None:
         self.path = str(path)
         self.line = line
         self.key = key
         self.message = message
         where = self.path if line is None else f"{self.path}:{line}"
         field = f" {key}:" if key else ""
-        super().__init__(f"{where}:{field} {message}")
+        super().__init__(text or f"{where}:{field} {message}")
 
 
 @dataclass(frozen=True)
@@ -78,16 +86,20 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return text
 
 
-def validation_errors(
-    doc: YamlDocument, errors: list[dict[str, Any]], prefix: Sequence[str | int] = ()
-) -> str:
-    """One line per pydantic error: ``file:line: key.path: message``."""
-    lines = []
+def located_errors(
+    doc: YamlDocument, errors: list[dict[str, Any]], prefix: Sequence[str | int] = (), label: str = ""
+) -> list[SourceError]:
+    """One located error per pydantic error: ``file:line: [label: ]key.path: message``."""
+    located = []
     for error in errors:
         loc = [*prefix, *(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))]
-        key = format_loc(loc)
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(str(SourceError(doc.path, message, doc.line_of(loc), key)))
-    return "\n".join(lines)
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        message = message.removeprefix("Value error, ")
+        key = f"{label}: {format_loc(loc)}" if label else format_loc(loc)
+        located.append(SourceError(doc.path, message, doc.line_of(loc), key))
+    return located
+
+
+def validation_errors(doc: YamlDocument, errors: list[dict[str, Any]]) -> str:
+    """The located errors, one per line."""
+    return "\n".join(str(error) for error in located_errors(doc, errors))
