@@ -106,9 +106,7 @@ def test_probe_fields(axis: str) -> None:
     for probe in _load(axis)["probes"]:
         pid = probe.get("id")
         assert set(probe) <= ALLOWED_KEYS, f"{pid}: unknown keys {set(probe) - ALLOWED_KEYS}"
-        assert ("prompt" in probe) != ("messages" in probe), (
-            f"{pid}: needs exactly one of prompt/messages"
-        )
+        assert ("prompt" in probe) != ("messages" in probe), f"{pid}: needs exactly one of prompt/messages"
         if "prompt" in probe:
             assert isinstance(probe["prompt"], str)
             assert probe["prompt"].strip(), pid
