@@ -19,9 +19,9 @@ _OBJECT = (
 )
 _PATTERNS = [
     re.compile(
-        rf"^(?:i'?m sorry|i am sorry|sorry|unfortunately|apologies)\W+(?:but\s+)?i\s+{_DECLINE}", re.I
+        rf"^(?:i'?m sorry|i am sorry|sorry|unfortunately|apologies)\W+(?:but\s+)?i(?:\s+|(?=')){_DECLINE}", re.I
     ),
-    re.compile(rf"^(?:as an ai[^,.]*,\s*)?i\s+{_DECLINE}\W+(?:\w+\W+){{0,3}}?{_OBJECT}", re.I),
+    re.compile(rf"^(?:as an ai[^,.]*,\s*)?i(?:\s+|(?=')){_DECLINE}\W+(?:\w+\W+){{0,3}}?{_OBJECT}", re.I),
     re.compile(r"^i\s+(?:must|have to|need to)\s+(?:decline|refuse)", re.I),
     re.compile(r"^(?:no[,.]?\s+)?i\s+(?:refuse|decline)\b", re.I),
 ]
