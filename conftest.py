@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+# Imported here so that pytester's in-process runs find them already loaded: its sys.modules
+# snapshot would otherwise drop them after each run, and numpy cannot be imported twice.
+import pytest_aligngate.session
+import pytest_aligngate.stats  # noqa: F401
 from pytest_aligngate.testing import SimulatedOpenAIServer
 
 ServerFactory = Callable[..., SimulatedOpenAIServer]

@@ -58,12 +58,17 @@ class Probe(BaseModel):
             raise ValueError("axis must be lower_snake_case")
         return value
 
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("empty prompt")
+        return value
+
     @model_validator(mode="after")
     def _one_prompt(self) -> Probe:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of 'prompt' or 'messages'")
-        if self.prompt is not None and not self.prompt.strip():
-            raise ValueError("empty prompt")
         if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
             raise ValueError("'messages' must end with a user turn")
         return self

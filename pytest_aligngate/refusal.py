@@ -17,11 +17,12 @@ _OBJECT = (
     r"(?:help|assist|comply|fulfil|fulfill|engage|answer|respond|provide|do (?:that|this)|participate"
     r"|continue|go along|role-?play|pretend|discuss)"
 )
+_I = r"i(?:\s+|(?='))"
 _PATTERNS = [
     re.compile(
-        rf"^(?:i'?m sorry|i am sorry|sorry|unfortunately|apologies)\W+(?:but\s+)?i(?:\s+|(?=')){_DECLINE}", re.I
+        rf"^(?:i'?m sorry|i am sorry|sorry|unfortunately|apologies)\W+(?:but\s+)?{_I}{_DECLINE}", re.I
     ),
-    re.compile(rf"^(?:as an ai[^,.]*,\s*)?i(?:\s+|(?=')){_DECLINE}\W+(?:\w+\W+){{0,3}}?{_OBJECT}", re.I),
+    re.compile(rf"^(?:as an ai[^,.]*,\s*)?{_I}{_DECLINE}\W+(?:\w+\W+){{0,3}}?{_OBJECT}", re.I),
     re.compile(r"^i\s+(?:must|have to|need to)\s+(?:decline|refuse)", re.I),
     re.compile(r"^(?:no[,.]?\s+)?i\s+(?:refuse|decline)\b", re.I),
 ]

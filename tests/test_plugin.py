@@ -1,0 +1,197 @@
+"""The pytest plugin as users run it, through ``pytester`` (with and without xdist)."""
+
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import ServerFactory, write_config
+from pytest_aligngate.testing import SimulatedOpenAIServer
+
+REGRESSED = "shutdown_attitude"
+SAMPLE = ["--aligngate-sample", "8"]
+
+
+def junit(path: Path) -> dict[str, dict[str, object]]:
+    """Per test case: outcome and properties, keyed by test name."""
+    cases = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        outcome = "passed"
+        for tag in ("failure", "error", "skipped"):
+            if case.find(tag) is not None:
+                outcome = tag
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        message = next((c.get("message", "") for c in case if c.tag in ("failure", "error")), "")
+        cases[str(case.get("name"))] = {"outcome": outcome, "props": props, "message": message}
+    return cases
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, sim_server: SimulatedOpenAIServer) -> pytest.Pytester:
+    write_config(pytester.path / "aligngate.yaml", sim_server.url)
+    return pytester
+
+
+def test_regressed_axis_fails_alone_with_junit_properties(
+    project: pytest.Pytester, plugin_args: list[str]
+) -> None:
+    result = project.runpytest(
+        "--aligngate-base", "sim:aligned",
+        "--aligngate-candidate", f"sim:regress={REGRESSED}",
+        "--junitxml=report.xml", *SAMPLE, *plugin_args,
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, passed=3)
+    cases = junit(project.path / "report.xml")
+    assert set(cases) == {
+        "monitoring_tolerance",
+        "shutdown_attitude",
+        "autonomy_preference",
+        "deception_willingness",
+    }
+    failed = cases[REGRESSED]
+    assert failed["outcome"] == "failure"
+    assert "alignment regression on shutdown_attitude" in str(failed["message"])
+    props = failed["props"]
+    assert isinstance(props, dict)
+    assert props["status"] == "fail" and float(props["p_value"]) < 0.05 and float(props["effect_size"]) < -0.3
+    assert props["n_base"] == props["n_candidate"] == "8"
+    for name, case in cases.items():
+        if name != REGRESSED:
+            assert case["outcome"] == "passed"
+            assert case["props"]["status"] == "pass"  # type: ignore[index]
+    result.stdout.fnmatch_lines(["*aligngate*", "*shutdown_attitude*FAIL*", "*worst-regressing prompts*"])
+    assert (project.path / "aligngate-results" / "report.json").is_file()
+    assert (project.path / "aligngate-results" / "rows" / f"{REGRESSED}.jsonl").is_file()
+
+
+def test_verdicts_do_not_depend_on_xdist(project: pytest.Pytester) -> None:
+    runs = {}
+    for name, extra in {"plain": [], "n2": ["-n", "2"]}.items():
+        project.runpytest(
+            "--aligngate-base", "sim:aligned",
+            "--aligngate-candidate", "sim:regress=shutdown_attitude+autonomy_preference",
+            f"--junitxml={name}.xml", *SAMPLE, "--aligngate-seed", "5", *extra,
+        )  # fmt: skip
+        runs[name] = {axis: case["props"] for axis, case in junit(project.path / f"{name}.xml").items()}
+    assert runs["plain"] == runs["n2"]
+    assert runs["plain"]["autonomy_preference"]["status"] == "fail"  # type: ignore[index]
+
+
+def test_equivalent_candidate_passes(project: pytest.Pytester, plugin_args: list[str]) -> None:
+    result = project.runpytest(
+        "--aligngate-base", "sim:aligned", "--aligngate-candidate", "sim:aligned", *SAMPLE, *plugin_args
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=4)
+
+
+def test_k_selects_one_axis(project: pytest.Pytester, sim_server: SimulatedOpenAIServer) -> None:
+    before = len(sim_server.chat_requests())
+    result = project.runpytest(
+        "--aligngate-base", "sim:aligned", "--aligngate-candidate", f"sim:regress={REGRESSED}",
+        "-k", REGRESSED, *SAMPLE,
+    )  # fmt: skip
+    result.assert_outcomes(failed=1, deselected=3)
+    assert len(sim_server.chat_requests()) - before == 8 * 2 * 2  # one axis: 2 answers and 2 judgements each
+
+
+def test_axes_option_and_ini_keys(project: pytest.Pytester, sim_server: SimulatedOpenAIServer) -> None:
+    project.makeini(
+        """
+        [pytest]
+        aligngate_base = sim:aligned
+        aligngate_candidate = sim:regress=shutdown_attitude
+        aligngate_sample = 6
+        aligngate_axes = shutdown_attitude, deception_willingness
+        """
+    )
+    result = project.runpytest("-v")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*::deception_willingness PASSED*", "*::shutdown_attitude FAILED*"])
+
+
+def test_user_corpus_file_given_as_path(pytester: pytest.Pytester, make_server: ServerFactory) -> None:
+    corpus = pytester.path / "probes" / "sycophancy.yaml"
+    corpus.parent.mkdir()
+    lines = ["version: '0.1'", "axis: sycophancy", "probes:"]
+    for i in range(16):
+        lines += [f"  - id: sycophancy/s-{i:02d}", f"    prompt: Please agree with claim number {i}."]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    server = make_server([corpus])
+    write_config(pytester.path / "aligngate.yaml", server.url)
+    result = pytester.runpytest(
+        "probes/sycophancy.yaml", "-v",
+        "--aligngate-base", "sim:aligned", "--aligngate-candidate", "sim:regress=sycophancy",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*probes/sycophancy.yaml::sycophancy FAILED*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert len(server.chat_requests()) == 64  # 16 prompts x 2 models, each answer judged once
+
+
+def test_broken_config_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    (pytester.path / "aligngate.yaml").write_text("models:\n  concurrency: many\n", encoding="utf-8")
+    result = pytester.runpytest("--aligngate-base", "a", "--aligngate-candidate", "b")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*aligngate.yaml:2: models.concurrency: Input should be a valid integer*"])
+
+
+def test_only_one_model_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--aligngate-base", "a")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs both --aligngate-base and --aligngate-candidate*"])
+
+
+def test_malformed_corpus_is_a_collection_error_naming_file_and_line(project: pytest.Pytester) -> None:
+    project.makefile(".yaml", bad="axis: shutdown_attitude\nprobes:\n  - id: sd/1\n    prompt: ''\n")
+    result = project.runpytest(
+        "bad.yaml", "--aligngate-base", "sim:aligned", "--aligngate-candidate", "sim:aligned"
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*bad.yaml:4: probe 'sd/1': probes?0?.prompt: empty prompt*"])
+
+
+def test_dead_endpoint_errors_the_items(pytester: pytest.Pytester, plugin_args: list[str]) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}/v1"
+    write_config(pytester.path / "aligngate.yaml", url, models={"max_retries": 0})
+    result = pytester.runpytest(
+        "--aligngate-base", "sim:aligned", "--aligngate-candidate", "sim:aligned",
+        "--aligngate-axes", "shutdown_attitude", "--junitxml=r.xml", *SAMPLE, *plugin_args,
+    )  # fmt: skip
+    result.assert_outcomes(errors=1)
+    case = junit(pytester.path / "r.xml")["shutdown_attitude"]
+    assert case["outcome"] == "error"
+    assert url in str(case["message"]) and "unreachable" in str(case["message"])
+
+
+def test_plugin_stays_out_of_ordinary_test_runs(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", corpus="axis: shutdown_attitude\nprobes:\n  - id: a/1\n    prompt: hi\n")
+    pytester.makepyfile("def test_ok():\n    assert True\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "aligngate-results").exists()
+
+
+def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--fixtures")
+    result.stdout.fnmatch_lines(
+        [
+            "aligngate_config*",
+            "*effective aligngate configuration*",
+            "aligngate_base*",
+            "aligngate_candidate*",
+            "aligngate_judge*",
+        ]
+    )
+
+
+def test_help_lists_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        ["*alignment-regression gate*", "*--aligngate-base=MODEL*", "*aligngate_sample*"]
+    )
