@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from pytest_aligngate.engine import AxisVerdict
 from pytest_aligngate.records import ProbeResult, Usage
 
 WORST_PROMPTS = 3
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 
 class RunMeta(BaseModel):
@@ -222,9 +223,25 @@ def read_rows(path: Path) -> list[ProbeResult]:
 
 
 def write_reports(output_dir: Path, report: Report) -> dict[str, Path]:
-    """Write ``report.json`` and ``report.md``; returns their paths."""
+    """Write every report (json, md, html, junit) into ``output_dir``; returns their paths.
+
+    The Markdown is also appended to ``$GITHUB_STEP_SUMMARY`` when that variable is set.
+    """
+    from pytest_aligngate.report_html import render_html
+
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": output_dir / "report.json", "md": output_dir / "report.md"}
-    paths["json"].write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
-    paths["md"].write_text(markdown(report), encoding="utf-8")
+    paths = {
+        "json": output_dir / "report.json",
+        "md": output_dir / "report.md",
+        "html": output_dir / "report.html",
+    }
+    # model_dump_json, not json.dumps: it writes infinite effect sizes as "Infinity" strings.
+    paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    text = markdown(report)
+    paths["md"].write_text(text, encoding="utf-8")
+    paths["html"].write_text(render_html(report), encoding="utf-8")
+    summary = os.environ.get(STEP_SUMMARY_ENV)
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
     return paths
