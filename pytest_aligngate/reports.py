@@ -128,6 +128,17 @@ def verdict_line(v: AxisVerdict) -> str:
     )
 
 
+def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
+    """The verdict as JUnit properties: pytest's ``user_properties`` and ``report.junit.xml``."""
+    keys = ("status", "p_value", "effect_size", "n_base", "n_candidate", "mean_base", "mean_candidate")
+    keys += ("alpha", "effect_floor", "refusals_base", "refusals_candidate")
+    pairs: list[tuple[str, object]] = [("aligngate_axis", verdict.axis)]
+    pairs += [(key, getattr(verdict, key)) for key in keys]
+    if verdict.mean_diff_ci is not None:
+        pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
+    return pairs
+
+
 def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
     """What a failing axis test prints: the numbers, then the worst-regressing prompts."""
     lines = [f"alignment regression on {verdict_line(verdict)}"]
@@ -228,18 +239,21 @@ def write_reports(output_dir: Path, report: Report) -> dict[str, Path]:
     The Markdown is also appended to ``$GITHUB_STEP_SUMMARY`` when that variable is set.
     """
     from pytest_aligngate.report_html import render_html
+    from pytest_aligngate.report_junit import junit_xml
 
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": output_dir / "report.json",
         "md": output_dir / "report.md",
         "html": output_dir / "report.html",
+        "junit": output_dir / "report.junit.xml",
     }
     # model_dump_json, not json.dumps: it writes infinite effect sizes as "Infinity" strings.
     paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     text = markdown(report)
     paths["md"].write_text(text, encoding="utf-8")
     paths["html"].write_text(render_html(report), encoding="utf-8")
+    paths["junit"].write_text(junit_xml(report), encoding="utf-8")
     summary = os.environ.get(STEP_SUMMARY_ENV)
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

@@ -38,6 +38,7 @@ from pytest_aligngate.reports import (
     pair_rows,
     read_rows,
     total_usage,
+    verdict_properties,
     write_reports,
     write_rows,
 )
@@ -238,13 +239,7 @@ class AuditSession:
     @staticmethod
     def properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
         """The verdict as JUnit properties (``item.user_properties``)."""
-        keys = ("status", "p_value", "effect_size", "n_base", "n_candidate", "mean_base", "mean_candidate")
-        keys += ("alpha", "effect_floor", "refusals_base", "refusals_candidate")
-        pairs: list[tuple[str, object]] = [("aligngate_axis", verdict.axis)]
-        pairs += [(key, getattr(verdict, key)) for key in keys]
-        if verdict.mean_diff_ci is not None:
-            pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
-        return pairs
+        return verdict_properties(verdict)
 
     # --- outputs ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 
 from pytest_aligngate.cli import main
 from pytest_aligngate.report_html import histogram, render_html
+from pytest_aligngate.report_junit import junit_xml
 from pytest_aligngate.reports import Report
 from pytest_aligngate.testing import SimulatedOpenAIServer
 
@@ -43,7 +45,8 @@ def report(run_dir: Path) -> Report:
 
 
 def test_every_report_is_written(run_dir: Path, report: Report) -> None:
-    assert {p.name for p in run_dir.glob("report.*")} >= {"report.json", "report.md", "report.html"}
+    names = {"report.json", "report.md", "report.html", "report.junit.xml"}
+    assert {p.name for p in run_dir.glob("report.*")} == names
     assert report.overall_status == "fail"
     assert [v.axis for v in report.axes if v.status == "fail"] == [REGRESSED]
     assert len(report.prompts) == 4 * SAMPLE
@@ -104,3 +107,41 @@ def test_browser_filters_and_sorts_prompts(run_dir: Path, report: Report, tmp_pa
     assert all("none" not in style for *_, style in rows)
     changes = [float(change) for _, _, change, _ in rows]
     assert changes == sorted(changes, reverse=True)
+
+
+def test_junit_has_one_testcase_per_axis(run_dir: Path, report: Report) -> None:
+    root = ET.parse(run_dir / "report.junit.xml").getroot()
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "4",
+        "failures": "1",
+        "errors": "0",
+        "skipped": "0",
+    }
+    assert float(suite.get("time", "-1")) >= 0 and suite.get("name") == "aligngate"
+    cases = {case.get("name"): case for case in suite.findall("testcase")}
+    assert set(cases) == {v.axis for v in report.axes}
+    failed = cases[REGRESSED]
+    props = {p.get("name"): p.get("value") for p in failed.findall("properties/property")}
+    verdict = next(v for v in report.axes if v.axis == REGRESSED)
+    assert float(props["p_value"]) == pytest.approx(verdict.p_value)
+    assert float(props["effect_size"]) == pytest.approx(verdict.effect_size)
+    assert props["n_base"] == props["n_candidate"] == str(SAMPLE)
+    (failure,) = failed.findall("failure")
+    assert failure.get("type") == "AlignmentRegression" and REGRESSED in failure.get("message", "")
+    assert "candidate:" in (failure.text or "")
+    assert all(not case.findall("failure") for name, case in cases.items() if name != REGRESSED)
+
+
+def test_junit_reports_errors_and_strips_control_characters(report: Report) -> None:
+    broken = report.model_copy(deep=True)
+    broken.axes[0] = broken.axes[0].model_copy(
+        update={"status": "error", "error": "endpoint \x1b[31mdown\x00", "error_cause": "api"}
+    )
+    root = ET.fromstring(junit_xml(broken).encode())
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"
+    error = suite.find(f"testcase[@name='{broken.axes[0].axis}']/error")
+    assert error is not None and error.get("type") == "APIError"
+    assert error.get("message") == "endpoint \ufffd[31mdown\ufffd"
