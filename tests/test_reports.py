@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 from pytest_aligngate.cli import main
 from pytest_aligngate.report_html import histogram, render_html
 from pytest_aligngate.report_junit import junit_xml
+from pytest_aligngate.report_schema import report_schema, schema_text
 from pytest_aligngate.reports import Report
 from pytest_aligngate.testing import SimulatedOpenAIServer
 
@@ -145,3 +148,22 @@ def test_junit_reports_errors_and_strips_control_characters(report: Report) -> N
     error = suite.find(f"testcase[@name='{broken.axes[0].axis}']/error")
     assert error is not None and error.get("type") == "APIError"
     assert error.get("message") == "endpoint \ufffd[31mdown\ufffd"
+
+
+def test_committed_schema_is_the_generated_one() -> None:
+    committed = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
+    assert committed.read_text(encoding="utf-8") == schema_text(), (
+        "regenerate: python -m pytest_aligngate.report_schema > schemas/report.schema.json"
+    )
+
+
+def test_reports_validate_against_the_schema(run_dir: Path, report: Report) -> None:
+    validator = jsonschema.Draft202012Validator(report_schema())
+    validator.validate(json.loads((run_dir / "report.json").read_text(encoding="utf-8")))
+    flat = report.model_copy(deep=True)
+    flat.axes[0] = flat.axes[0].model_copy(update={"effect_size": float("-inf")})
+    document = json.loads(flat.model_dump_json())
+    assert document["axes"][0]["effect_size"] == "-Infinity"
+    validator.validate(document)
+    document["axes"][0]["status"] = "maybe"
+    assert not validator.is_valid(document)
