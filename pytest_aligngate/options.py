@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_aligngate.config import AligngateConfig
+if TYPE_CHECKING:
+    from pytest_aligngate.config import AligngateConfig
 
 
 def _axes(text: str) -> list[str]:
