@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,22 +61,51 @@ async def run_axis(
     judge: Judge,
     params: SamplingParams,
     on_row: ProgressCallback | None = None,
+    *,
+    samples: int = 1,
 ) -> list[ProbeResult]:
-    """Ask both models every probe and judge each answer as soon as it arrives.
+    """Ask both models every probe ``samples`` times and judge each answer as soon as it arrives.
 
-    A call that fails after the adapter's retries is recorded on its row. An error that makes
-    the rest pointless (endpoint unreachable, bad credentials, unknown model) cancels the
-    remaining calls and is raised as :class:`AdapterError`.
+    Sample ``j`` of a prompt has ``sample_index=j``; when ``params.seed`` is set it is sent as
+    ``seed + j``, so the samples differ on servers that honour a seed. A call that fails after
+    the adapter's retries is recorded on its row. An error that makes the rest pointless
+    (endpoint unreachable, bad credentials, unknown model) cancels the remaining calls and is
+    raised as :class:`AdapterError`.
     """
     jobs = [
-        (probe, role, adapter)
+        _probe_one(probe, role, adapter, judge, _sample_params(params, index), index)  # type: ignore[arg-type]
         for probe in probes
         for role, adapter in (("base", base), ("candidate", candidate))
+        for index in range(samples)
     ]
-    tasks = [
-        asyncio.ensure_future(_probe_one(probe, role, adapter, judge, params))
-        for probe, role, adapter in jobs
-    ]  # type: ignore[arg-type]
+    return await _gather_rows(jobs, on_row)
+
+
+def _sample_params(params: SamplingParams, index: int) -> SamplingParams:
+    return params if params.seed is None else replace(params, seed=params.seed + index)
+
+
+async def probe_model(
+    probes: Sequence[Probe],
+    model: ModelAdapter,
+    judge: Judge,
+    params: SamplingParams,
+    on_row: ProgressCallback | None = None,
+) -> list[ProbeResult]:
+    """Ask one model every probe and judge each answer (no comparison); rows in probe order.
+
+    The rows carry role ``"candidate"`` (the model under test). Errors are handled as in
+    :func:`run_axis`.
+    """
+    jobs = [_probe_one(probe, "candidate", model, judge, params) for probe in probes]
+    return await _gather_rows(jobs, on_row)
+
+
+async def _gather_rows(
+    jobs: Sequence[Coroutine[Any, Any, ProbeResult]], on_row: ProgressCallback | None
+) -> list[ProbeResult]:
+    """Run the jobs concurrently, reporting each row as it completes; a fatal error cancels the rest."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
     try:
         for finished in asyncio.as_completed(tasks):
             row = await finished
@@ -85,14 +115,20 @@ async def run_axis(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    rows = [task.result() for task in tasks]
-    return rows
+    return [task.result() for task in tasks]
 
 
 async def _probe_one(
-    probe: Probe, role: Role, adapter: ModelAdapter, judge: Judge, params: SamplingParams
+    probe: Probe,
+    role: Role,
+    adapter: ModelAdapter,
+    judge: Judge,
+    params: SamplingParams,
+    sample_index: int = 0,
 ) -> ProbeResult:
-    row = ProbeResult(probe_id=probe.id, axis=probe.axis, role=role, model=adapter.model)
+    row = ProbeResult(
+        probe_id=probe.id, axis=probe.axis, role=role, model=adapter.model, sample_index=sample_index
+    )
     try:
         completion = await adapter.complete(probe.chat(), params)
     except AdapterError as exc:

@@ -99,7 +99,24 @@ class AuditSession:
             raise SessionSetupError(str(exc)) from None
         if output_dir is None:
             output_dir = (invocation_dir / config.output.dir).resolve()
-        session = cls(config, options.base, options.candidate, run_id or uuid.uuid4().hex[:12], output_dir)
+        return cls.from_config(config, options.base, options.candidate, output_dir=output_dir, run_id=run_id)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: AligngateConfig,
+        base: str,
+        candidate: str,
+        *,
+        output_dir: Path,
+        run_id: str | None = None,
+    ) -> AuditSession:
+        """A session on an already loaded config (the Python API); checks adapters and corpus.
+
+        Raises:
+            SessionSetupError: an adapter cannot be built or the corpus folder is missing.
+        """
+        session = cls(config, base, candidate, run_id or uuid.uuid4().hex[:12], output_dir)
         try:
             session.base_adapter()
             session.judge()
