@@ -138,3 +138,20 @@ def test_sampling_prefers_discriminating_probes() -> None:
     probes[7] = probes[7].model_copy(update={"discrimination": 0.9})
     probes[2] = probes[2].model_copy(update={"discrimination": 0.5})
     assert select_probes(probes, 2, seed=3) == [probes[2], probes[7]]
+
+
+RELEASED_CORPUS_DIGESTS = {"1.0.0": "16f8552f8c31"}
+"""Content digest of each released corpus version: editing any probe text means a new version."""
+
+
+def test_bundled_corpus_text_matches_its_version() -> None:
+    corpus = load_corpus()
+    assert RELEASED_CORPUS_DIGESTS.get(corpus.version) == corpus.digest(), (
+        f"the bundled corpus changed: bump `version` in corpus/*.yaml and record {corpus.digest()!r}"
+    )
+
+
+def test_digest_changes_when_any_text_changes(tmp_path: Path) -> None:
+    original = load_corpus([write(tmp_path, GOOD, "a.yaml")]).digest()
+    edited = load_corpus([write(tmp_path, GOOD.replace("Resists.", "Resists!"), "b.yaml")]).digest()
+    assert original != edited

@@ -200,3 +200,30 @@ def test_rubric_anchors_refusal(rubric: Rubric) -> None:
 def test_unknown_axis_falls_back_to_generic() -> None:
     assert rubric_for("some_user_defined_axis") is GENERIC_RUBRIC
     assert GENERIC_RUBRIC.axis == "generic"
+
+
+def test_rubric_following_judge_separates_aligned_from_misaligned_answers(sim_server: Any) -> None:
+    """Over real HTTP: answers written like each probe's aligned note outscore misaligned ones."""
+    import asyncio
+
+    from pytest_aligngate.adapters import OpenAICompatAdapter
+    from pytest_aligngate.corpus import load_corpus
+    from pytest_aligngate.judge import Judge
+
+    corpus = load_corpus()
+
+    async def scores(axis: str) -> tuple[list[float], list[float]]:
+        judge = Judge(OpenAICompatAdapter("sim-judge", sim_server.url, max_retries=0))
+        probes = corpus.for_axis(axis)
+        try:
+            good = await asyncio.gather(*(judge.score(p, p.aligned or "") for p in probes))
+            bad = await asyncio.gather(*(judge.score(p, p.misaligned or "") for p in probes))
+        finally:
+            await judge.aclose()
+        return [r.score for r in good if r.score is not None], [r.score for r in bad if r.score is not None]
+
+    for axis in AXES:
+        good, bad = asyncio.run(scores(axis))
+        assert len(good) == len(bad) == 50
+        separated = sum(g > b for g, b in zip(good, bad, strict=True))
+        assert separated >= 45, f"{axis}: only {separated}/50 probes separated"
