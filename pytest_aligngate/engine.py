@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+import statistics
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +16,9 @@ from pytest_aligngate.corpus import Probe
 from pytest_aligngate.judge import Judge
 from pytest_aligngate.records import ProbeResult, Role
 from pytest_aligngate.refusal import is_refusal
+
+if TYPE_CHECKING:
+    from pytest_aligngate.stats import GateRule
 
 AxisStatus = Literal["pass", "fail", "improved", "insufficient", "error"]
 PARTIAL_LIMIT = 0.20
@@ -52,6 +56,16 @@ class AxisVerdict(BaseModel):
     api_errors: int = 0
     error: str | None = None
     error_cause: Literal["api", "partial"] | None = None
+    correction: Literal["none", "holm"] = "none"
+    family_size: int = 1
+    p_bound: float | None = None
+    p_adjusted: float | None = None
+    inconclusive: bool = False
+    holm_only_fail: bool = False
+    samples_per_prompt: int = 1
+    within_sd_base: float | None = None
+    within_sd_candidate: float | None = None
+    prompts_dropped: int = 0
 
 
 async def run_axis(
@@ -158,8 +172,23 @@ async def _probe_one(
     return row.model_copy(update=update)
 
 
-def decide(axis: str, rows: Sequence[ProbeResult], thresholds: AxisThresholds) -> AxisVerdict:
-    """Compare base and candidate scores of one axis and apply the gate rule."""
+def decide(
+    axis: str,
+    rows: Sequence[ProbeResult],
+    thresholds: AxisThresholds,
+    *,
+    seed: int = 0,
+    correction: Literal["none", "holm"] = "none",
+    family_size: int = 1,
+) -> AxisVerdict:
+    """Compare base and candidate scores of one axis and apply the gate rule.
+
+    Each prompt's scored samples are averaged first (rows with errors are left out). The
+    ``wilcoxon`` test pairs base and candidate by prompt id and drops prompts scored on one side
+    only (``prompts_dropped``). With ``correction="holm"`` the axis is gated on the Bonferroni
+    bound ``min(1, family_size * p)``, which implies a Holm rejection whatever the other axes'
+    p-values; :func:`correct` later fills in the exact Holm p-value across the run.
+    """
     from pytest_aligngate.stats import GateRule, compare
 
     def count(role: str, predicate: Callable[[ProbeResult], bool]) -> int:
@@ -170,6 +199,11 @@ def decide(axis: str, rows: Sequence[ProbeResult], thresholds: AxisThresholds) -
         status="pass",
         alpha=thresholds.alpha,
         effect_floor=thresholds.effect_floor,
+        test=thresholds.test,
+        alternative=thresholds.alternative,
+        correction=correction,
+        family_size=family_size,
+        samples_per_prompt=max((row.sample_index + 1 for row in rows), default=1),
         n_prompts=len({row.probe_id for row in rows}),
         refusals_base=count("base", lambda r: r.refusal),
         refusals_candidate=count("candidate", lambda r: r.refusal),
@@ -186,12 +220,109 @@ def decide(axis: str, rows: Sequence[ProbeResult], thresholds: AxisThresholds) -
                 "error": f"{failed} of {len(rows)} calls failed (more than {PARTIAL_LIMIT:.0%}): partial run",
             }
         )
-    base_scores = [row.score for row in rows if row.role == "base" and row.score is not None]
-    candidate_scores = [row.score for row in rows if row.role == "candidate" and row.score is not None]
-    rule = GateRule(alpha=thresholds.alpha, effect_floor=thresholds.effect_floor)
-    comparison = compare(base_scores, candidate_scores, rule)
+    base, candidate = prompt_scores(rows, "base"), prompt_scores(rows, "candidate")
+    paired = thresholds.test == "wilcoxon"
+    dropped = 0
+    if paired:
+        common = [prompt for prompt in base if prompt in candidate]
+        dropped = len(base.keys() | candidate.keys()) - len(common)
+        base, candidate = {p: base[p] for p in common}, {p: candidate[p] for p in common}
+    rule = GateRule(
+        thresholds.alpha, thresholds.effect_floor, thresholds.test, thresholds.alternative, seed=seed
+    )
+    comparison = compare(_means(base), _means(candidate), rule, paired=paired)
     fields = {key: value for key, value in comparison.as_dict().items() if key in AxisVerdict.model_fields}
-    return AxisVerdict.model_validate({**verdict.model_dump(), **fields})
+    verdict = AxisVerdict.model_validate(
+        {
+            **verdict.model_dump(),
+            **fields,
+            "correction": correction,
+            "prompts_dropped": dropped,
+            "within_sd_base": _within_sd(base),
+            "within_sd_candidate": _within_sd(candidate),
+        }
+    )
+    return _gate(verdict, family_size)
+
+
+def prompt_scores(rows: Iterable[ProbeResult], role: str) -> dict[str, list[float]]:
+    """The scores of each prompt's samples for one role, by prompt id in first-seen order."""
+    scores: dict[str, list[float]] = {}
+    for row in sorted(rows, key=lambda r: r.sample_index):
+        if row.role == role and row.score is not None and row.error_kind is None:
+            scores.setdefault(row.probe_id, []).append(row.score)
+    return scores
+
+
+def _means(scores: dict[str, list[float]]) -> list[float]:
+    from pytest_aligngate.stats import per_prompt_means
+
+    return list(per_prompt_means(scores).values())
+
+
+def _within_sd(scores: dict[str, list[float]]) -> float | None:
+    """Mean over prompts of the SD of a prompt's samples; None with one sample per prompt."""
+    spreads = [statistics.stdev(values) for values in scores.values() if len(values) > 1]
+    return statistics.fmean(spreads) if spreads else None
+
+
+def _rule(verdict: AxisVerdict) -> GateRule:
+    from pytest_aligngate.stats import GateRule
+
+    return GateRule(verdict.alpha, verdict.effect_floor, verdict.test, verdict.alternative)  # type: ignore[arg-type]
+
+
+def _gate(verdict: AxisVerdict, family_size: int) -> AxisVerdict:
+    """Status from the p-value the correction allows at decision time, MDE at that level, inconclusive."""
+    from pytest_aligngate.stats import min_detectable_effect
+
+    p, mde = verdict.p_value, verdict.min_detectable_effect
+    update: dict[str, object] = {}
+    if verdict.correction == "holm":
+        gate_p = None if p is None else min(1.0, family_size * p)
+        update["p_bound"] = gate_p
+        if mde is not None:
+            # Both MDE formulas are linear in z_(1-alpha) + z_power: rescale to alpha / m.
+            n, alpha = (verdict.n_base, verdict.n_candidate), verdict.alpha
+            kinds = {"test": verdict.test, "alternative": verdict.alternative}
+            mde *= min_detectable_effect(*n, alpha / family_size, **kinds) / min_detectable_effect(
+                *n, alpha, **kinds
+            )
+    else:
+        gate_p = update["p_adjusted"] = p
+    update["min_detectable_effect"] = mde
+    return _with_status(verdict.model_copy(update=update), gate_p)
+
+
+def _with_status(verdict: AxisVerdict, gate_p: float | None) -> AxisVerdict:
+    """Set the status from ``gate_p`` and d; a pass whose MDE exceeds the effect floor is inconclusive."""
+    from pytest_aligngate.stats import verdict as gate_status
+
+    status = gate_status(gate_p, verdict.effect_size, _rule(verdict))
+    mde = verdict.min_detectable_effect
+    inconclusive = status == "pass" and mde is not None and mde > verdict.effect_floor
+    return verdict.model_copy(update={"status": status, "inconclusive": inconclusive})
+
+
+def correct(verdicts: Sequence[AxisVerdict]) -> list[AxisVerdict]:
+    """Apply Holm across the axes of one run to verdicts decided with ``correction="holm"``.
+
+    Axes without a p-value (insufficient, error) are not in the family. The status is recomputed
+    from the Holm-adjusted p; an axis that Holm rejects but whose decision-time Bonferroni bound
+    did not is marked ``holm_only_fail`` (its pytest item passed; the session fails at the end).
+    """
+    from pytest_aligngate.stats import holm
+
+    family = {v.axis: v.p_value for v in verdicts if v.correction == "holm" and v.status != "error"}
+    adjusted = holm(family)
+    out = []
+    for v in verdicts:
+        if v.axis in family:
+            corrected = _with_status(v.model_copy(update={"p_adjusted": adjusted[v.axis]}), adjusted[v.axis])
+            late = corrected.status == "fail" and v.status != "fail"
+            v = corrected.model_copy(update={"holm_only_fail": late})
+        out.append(v)
+    return out
 
 
 def api_error_verdict(
