@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="Compare a candidate model against a base model on every axis",
         description="Probe base and candidate with the corpus, judge every answer, test each axis "
-        "for a significant regression, and write report.json, report.md and rows/ to the output dir.",
+        "for a significant regression, and write report.json, report.md, report.html, "
+        "report.junit.xml and rows/ to the output dir.",
         epilog=EXIT_CODES_HELP,
     )
     _add_run_options(check, [spec.name for spec in RUN_OPTIONS])
@@ -52,6 +53,38 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate the config file and the corpus it names; exit 0 when valid, 2 otherwise.",
     )
     _add_run_options(validate, ["config", "corpus"])
+
+    probe = commands.add_parser(
+        "probe",
+        help="Ask one model the corpus and score its answers (no comparison)",
+        description="Probe one model with the corpus, judge every answer and write one row per prompt.",
+    )
+    probe.add_argument("--model", required=True, metavar="MODEL", help="Model id to probe")
+    _add_run_options(probe, ["config", "corpus", "axes", "sample", "seed"])
+    probe.add_argument(
+        "--output", default="-", metavar="FILE", help="Where the rows go (default: - for stdout)"
+    )
+    probe.add_argument(
+        "--output-format",
+        choices=("jsonl", "csv"),
+        help="Row format (default: csv for a .csv file, else jsonl)",
+    )
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="Show the gate's sensitivity presets and export one as a thresholds section",
+        description="Show the bundled presets (alpha and effect floor per sensitivity level) and "
+        "optionally write one as a thresholds section for aligngate.yaml.",
+    )
+    calibrate.add_argument(
+        "--sensitivity",
+        choices=("conservative", "standard", "permissive"),
+        help="The preset to select (default: standard)",
+    )
+    calibrate.add_argument("--write-config", action="store_true", help="Write the preset as YAML")
+    calibrate.add_argument(
+        "--output", default="thresholds.yaml", metavar="FILE", help="File for --write-config (- for stdout)"
+    )
     return parser
 
 
@@ -60,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return _check(args)
+    if args.command == "probe":
+        return _probe(args)
+    if args.command == "calibrate":
+        return _calibrate(args)
     return _validate(args)
 
 
@@ -68,6 +105,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from pytest_aligngate.log import configure, log_verdicts
+    from pytest_aligngate.progress import Progress
     from pytest_aligngate.reports import axis_table
     from pytest_aligngate.session import AuditSession, SessionSetupError
 
@@ -82,44 +121,72 @@ def _check(args: argparse.Namespace) -> int:
         print(f"aligngate: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     session.clear_outputs()
-    total = 2 * sum(len(probes) for probes in plan.values())
-    progress = _Progress(total, enabled=not args.quiet and sys.stderr.isatty())
-    if not args.quiet:
-        print(
-            f"aligngate: {session.base} vs {session.candidate} on {len(plan)} axes, "
-            f"{total // 2} prompts, judge {session.config.judge.model}",
-            file=sys.stderr,
-        )
+    logger = configure(session.config.logging)
+    if args.quiet:
+        logger.setLevel("WARNING")
+    totals = {axis: 2 * len(probes) for axis, probes in plan.items()}
+    concurrency = session.config.models.concurrency
+    progress = Progress(totals, concurrency=concurrency, enabled=False if args.quiet else None)
+    logger.info(
+        f"{session.base} vs {session.candidate} on {len(plan)} axes, "
+        f"{sum(totals.values()) // 2} prompts, judge {session.config.judge.model}"
+    )
     asyncio.run(session.probe_all(plan, on_row=progress.advance))
     progress.close()
     report = session.finish()
     if report is None:
-        print("aligngate: nothing was audited", file=sys.stderr)
+        logger.error("nothing was audited")
         return EXIT_PARTIAL
+    log_verdicts(logger, report.axes)
     print(axis_table(report.axes))
     print(f"\n{report.overall_status.upper()}: reports in {session.output_dir}")
     return report.exit_code
 
 
-class _Progress:
-    """A one-line progress counter on a terminal; silent when output is not a TTY."""
+def _probe(args: argparse.Namespace) -> int:
+    from pytest_aligngate.adapters import AdapterError
+    from pytest_aligngate.config import ConfigError, load_config
+    from pytest_aligngate.harness import AuditHarness
+    from pytest_aligngate.log import configure
+    from pytest_aligngate.session import SessionSetupError
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.total = total
-        self.done = 0
-        self.errors = 0
-        self.enabled = enabled
+    try:
+        config = _options(args).apply(load_config(args.config))
+        harness = AuditHarness(config)
+        logger = configure(config.logging)
+        run = harness.probe_sync(model=args.model)
+    except (ConfigError, SessionSetupError) as exc:
+        print(f"aligngate: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AdapterError as exc:
+        print(f"aligngate: API error: {exc}", file=sys.stderr)
+        return EXIT_API
+    fmt = args.output_format or ("csv" if args.output.endswith(".csv") else "jsonl")
+    text = run.to_csv() if fmt == "csv" else run.to_jsonl()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    for axis in run.scores:
+        mean = run.mean(axis)
+        logger.info(f"{args.model} {axis}: mean score {mean:.3f} over {len(run.scores[axis])} answers")
+    return EXIT_PASS
 
-    def advance(self, row: object) -> None:
-        self.done += 1
-        self.errors += getattr(row, "error_kind", None) is not None
-        if self.enabled:
-            sys.stderr.write(f"\r  answered and judged {self.done}/{self.total}, errors {self.errors}")
-            sys.stderr.flush()
 
-    def close(self) -> None:
-        if self.enabled and self.done:
-            sys.stderr.write("\n")
+def _calibrate(args: argparse.Namespace) -> int:
+    from pytest_aligngate.calibrate import load_baselines, preset_table, thresholds_yaml
+
+    baselines = load_baselines()
+    chosen = args.sensitivity or baselines.default
+    if args.write_config and args.output == "-":
+        sys.stdout.write(thresholds_yaml(baselines.presets[chosen]))
+        return EXIT_PASS
+    print(preset_table(baselines, chosen))
+    print(f"\nsource: {baselines.source}")
+    if args.write_config:
+        Path(args.output).write_text(thresholds_yaml(baselines.presets[chosen]), encoding="utf-8")
+        print(f"wrote the {chosen} thresholds to {args.output}")
+    return EXIT_PASS
 
 
 def _validate(args: argparse.Namespace) -> int:
