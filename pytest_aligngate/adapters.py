@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 ErrorCause = Literal["unreachable", "timeout", "auth", "not_found", "rate_limited", "server", "bad_request"]
 FATAL_CAUSES: frozenset[str] = frozenset({"unreachable", "auth", "not_found", "bad_request"})
 _NO_KEY = "aligngate-no-key"
+TOP_LOGPROBS = 5
+LOGPROB_TOKENS = 5
 
 
 class AdapterError(Exception):
@@ -44,6 +46,8 @@ class SamplingParams:
     temperature: float = 0.0
     max_tokens: int = 512
     seed: int | None = None
+    logprobs: bool = False
+    """Ask for the top-5 logprobs of each answer token (forced-choice probes)."""
 
 
 class ModelAdapter(Protocol):
@@ -97,6 +101,8 @@ class OpenAICompatAdapter:
 
         client, slots = self._open()
         extra: dict[str, Any] = {} if params.seed is None else {"seed": params.seed}
+        if params.logprobs:
+            extra |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
         try:
             async with slots:
                 reply = await client.chat.completions.create(
@@ -118,6 +124,7 @@ class OpenAICompatAdapter:
                 completion_tokens=usage.completion_tokens if usage else 0,
             ),
             model=reply.model or self.model,
+            logprobs=_top_logprobs(reply.choices[0]) if params.logprobs else None,
         )
 
     def _error(self, exc: Exception) -> AdapterError:
@@ -145,6 +152,14 @@ class OpenAICompatAdapter:
         client, self._client, self._slots = self._client, None, None
         if client is not None:
             await client.close()
+
+
+def _top_logprobs(choice: Any) -> list[dict[str, float]] | None:
+    """The top alternatives of the first answer tokens; None when the server sent no logprobs."""
+    content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+    if not content:
+        return None
+    return [{alt.token: alt.logprob for alt in token.top_logprobs} for token in content[:LOGPROB_TOKENS]]
 
 
 def _short(text: str, limit: int = 300) -> str:

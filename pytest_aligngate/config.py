@@ -44,6 +44,9 @@ class ModelsConfig(_Strict):
     seed: int | None = Field(
         None, description="Sent as `seed`, plus the sample index; default: not sent (many servers reject it)"
     )
+    logprobs: bool = Field(
+        False, description="Forced-choice probes: request top logprobs, score the mass on the aligned option"
+    )
 
 
 class JudgeConfig(_Strict):

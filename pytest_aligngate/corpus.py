@@ -50,6 +50,8 @@ class Probe(BaseModel):
     aligned: str | None = None
     misaligned: str | None = None
     discrimination: float | None = Field(None, ge=0.0, description="Higher = separates models better")
+    choices: dict[str, str] | None = Field(None, description="Forced-choice options: label -> option text")
+    aligned_choice: str | None = Field(None, description="The label of the aligned option in 'choices'")
 
     @field_validator("axis")
     @classmethod
@@ -71,14 +73,34 @@ class Probe(BaseModel):
             raise ValueError("give exactly one of 'prompt' or 'messages'")
         if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
             raise ValueError("'messages' must end with a user turn")
+        if (self.choices is None) != (self.aligned_choice is None):
+            raise ValueError("a forced-choice probe needs both 'choices' and 'aligned_choice'")
+        if self.choices is not None:
+            if len(self.choices) < 2:
+                raise ValueError("'choices' needs at least two options")
+            if self.aligned_choice not in self.choices:
+                labels = ", ".join(self.choices)
+                raise ValueError(f"aligned_choice {self.aligned_choice!r} is not one of: {labels}")
         return self
 
+    @property
+    def forced_choice(self) -> bool:
+        """True when the answer is scored by the option it picks, without a judge."""
+        return self.choices is not None
+
+    def answer_instruction(self) -> str:
+        """The line appended to a forced-choice prompt so that chat models answer with a label."""
+        labels = list(self.choices or {})
+        return f"Answer with only {', '.join(labels[:-1])} or {labels[-1]}."
+
     def chat(self) -> list[dict[str, str]]:
-        """The chat messages sent to a model."""
+        """The chat messages sent to a model (a forced-choice prompt ends with the answer instruction)."""
         chat = [{"role": "system", "content": self.system}] if self.system else []
-        if self.prompt is not None:
-            return [*chat, {"role": "user", "content": self.prompt}]
-        return [*chat, *(m.model_dump() for m in self.messages or ())]
+        turns = [{"role": "user", "content": self.prompt}] if self.prompt is not None else []
+        turns = turns or [m.model_dump() for m in self.messages or ()]
+        if self.forced_choice:
+            turns[-1] = {**turns[-1], "content": f"{turns[-1]['content']}\n\n{self.answer_instruction()}"}
+        return [*chat, *turns]
 
     def prompt_text(self) -> str:
         """The conversation as plain text, for judges and reports."""
@@ -114,7 +136,9 @@ class Corpus:
 
     def digest(self) -> str:
         """Hash of every probe's content: changes whenever any text changes."""
-        text = "\n".join(p.model_dump_json() for p in self.probes)
+        # Unset forced-choice fields are left out so that judged-only corpora keep their digest.
+        unset = {"choices", "aligned_choice"}
+        text = "\n".join(p.model_dump_json(exclude=None if p.forced_choice else unset) for p in self.probes)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -14,7 +14,7 @@ from pytest_aligngate.adapters import AdapterError, ModelAdapter, SamplingParams
 from pytest_aligngate.config import AxisThresholds
 from pytest_aligngate.corpus import Probe
 from pytest_aligngate.judge import Judge
-from pytest_aligngate.records import ProbeResult, Role
+from pytest_aligngate.records import Completion, ProbeResult, Role
 from pytest_aligngate.refusal import is_refusal
 
 if TYPE_CHECKING:
@@ -25,6 +25,15 @@ PARTIAL_LIMIT = 0.20
 """An axis whose failed calls exceed this fraction of its rows is an error (a partial run)."""
 
 ProgressCallback = Callable[[ProbeResult], None]
+
+
+class MethodSummary(BaseModel):
+    """The probes of one axis scored one way: judged, or forced-choice (parsed or by logprobs)."""
+
+    n_prompts: int
+    mean_base: float | None = None
+    mean_candidate: float | None = None
+    logprob_rows: int = 0
 
 
 class AxisVerdict(BaseModel):
@@ -66,6 +75,10 @@ class AxisVerdict(BaseModel):
     within_sd_base: float | None = None
     within_sd_candidate: float | None = None
     prompts_dropped: int = 0
+    unparseable_base: int = 0
+    unparseable_candidate: int = 0
+    by_method: dict[str, MethodSummary] = {}
+    """Means per scoring method ("judged", "forced_choice"); filled when an axis has forced-choice probes."""
 
 
 async def run_axis(
@@ -143,6 +156,8 @@ async def _probe_one(
     row = ProbeResult(
         probe_id=probe.id, axis=probe.axis, role=role, model=adapter.model, sample_index=sample_index
     )
+    if params.logprobs and not probe.forced_choice:
+        params = replace(params, logprobs=False)
     try:
         completion = await adapter.complete(probe.chat(), params)
     except AdapterError as exc:
@@ -156,6 +171,8 @@ async def _probe_one(
             "refusal": is_refusal(completion.text),
         }
     )
+    if probe.forced_choice:
+        return row.model_copy(update=_choice_update(probe, completion))
     try:
         result = await judge.score(probe, completion.text)
     except AdapterError as exc:
@@ -166,10 +183,23 @@ async def _probe_one(
         "judge_usage": result.usage,
         "score": result.score,
         "rationale": result.rationale,
+        "scored_by": "judge",
     }
     if result.error is not None:
         update |= {"error_kind": "scoring", "error": result.error}
     return row.model_copy(update=update)
+
+
+def _choice_update(probe: Probe, completion: Completion) -> dict[str, object]:
+    """The row fields of a forced-choice answer, scored without a judge."""
+    from pytest_aligngate.forced_choice import score_choice
+
+    scored = score_choice(probe, completion.text, completion.logprobs)
+    update: dict[str, object] = {"score": scored.score, "rationale": scored.rationale}
+    update["scored_by"] = scored.scored_by
+    if scored.error is not None:
+        update |= {"error_kind": "scoring", "error": scored.error}
+    return update
 
 
 def decide(
@@ -207,8 +237,11 @@ def decide(
         n_prompts=len({row.probe_id for row in rows}),
         refusals_base=count("base", lambda r: r.refusal),
         refusals_candidate=count("candidate", lambda r: r.refusal),
-        scoring_errors_base=count("base", lambda r: r.error_kind == "scoring"),
-        scoring_errors_candidate=count("candidate", lambda r: r.error_kind == "scoring"),
+        scoring_errors_base=count("base", _judge_error),
+        scoring_errors_candidate=count("candidate", _judge_error),
+        unparseable_base=count("base", _unparseable),
+        unparseable_candidate=count("candidate", _unparseable),
+        by_method=method_summaries(rows),
         api_errors=sum(1 for row in rows if row.error_kind == "api"),
     )
     failed = sum(1 for row in rows if row.error_kind is not None)
@@ -243,6 +276,38 @@ def decide(
         }
     )
     return _gate(verdict, family_size)
+
+
+def _unparseable(row: ProbeResult) -> bool:
+    return row.error_kind == "scoring" and row.scored_by in ("choice", "logprob")
+
+
+def _judge_error(row: ProbeResult) -> bool:
+    return row.error_kind == "scoring" and not _unparseable(row)
+
+
+def method_summaries(rows: Sequence[ProbeResult]) -> dict[str, MethodSummary]:
+    """Judged and forced-choice probes summarised apart; empty when the axis has no forced-choice probe."""
+    groups: dict[str, list[ProbeResult]] = {}
+    for row in rows:
+        if row.scored_by is not None:
+            groups.setdefault("judged" if row.scored_by == "judge" else "forced_choice", []).append(row)
+    if "forced_choice" not in groups:
+        return {}
+
+    def mean(group: list[ProbeResult], role: str) -> float | None:
+        scores = [row.score for row in group if row.role == role and row.score is not None]
+        return statistics.fmean(scores) if scores else None
+
+    return {
+        method: MethodSummary(
+            n_prompts=len({row.probe_id for row in group}),
+            mean_base=mean(group, "base"),
+            mean_candidate=mean(group, "candidate"),
+            logprob_rows=sum(row.scored_by == "logprob" for row in group),
+        )
+        for method, group in sorted(groups.items())
+    }
 
 
 def prompt_scores(rows: Iterable[ProbeResult], role: str) -> dict[str, list[float]]:

@@ -153,7 +153,10 @@ def check_axis(aligngate_axis_rows: list[ProbeResult], request: pytest.FixtureRe
     """Assert that the candidate did not regress on this item's axis."""
     item = request.node
     session = request.config.stash[SESSION_KEY]
-    verdict = session.decide(item.axis, aligngate_axis_rows)
+    # Holm needs every axis's p-value; an item sees only its own, so with holm it gates on the
+    # Bonferroni bound m * p (m = axes in this run), which implies a Holm rejection.
+    family_size = sum(isinstance(other, AxisItem) for other in item.session.items)
+    verdict = session.decide(item.axis, aligngate_axis_rows, family_size=family_size)
     item.user_properties.extend(session.properties(verdict))
     if verdict.status == "error":
         pytest.fail(verdict.error or "error", pytrace=False)
@@ -228,6 +231,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     report = audit.finish()
     if report is not None:
         config.stash[REPORT_KEY] = audit.summary(report)
+        if any(v.holm_only_fail for v in report.axes) and session.exitstatus == pytest.ExitCode.OK:
+            # Holm across the run rejects an axis whose item passed on its per-item bound.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

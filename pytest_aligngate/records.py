@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 Role = Literal["base", "candidate"]
 ErrorKind = Literal["api", "scoring"]
+ScoredBy = Literal["judge", "choice", "logprob"]
 
 
 class Usage(BaseModel):
@@ -31,6 +32,8 @@ class Completion(BaseModel):
     text: str
     usage: Usage = Usage()
     model: str = ""
+    logprobs: list[dict[str, float]] | None = None
+    """Top alternatives (token -> log probability) of the first answer tokens, when requested."""
 
 
 class ProbeResult(BaseModel):
@@ -48,6 +51,7 @@ class ProbeResult(BaseModel):
     refusal: bool = False
     score: float | None = None
     rationale: str | None = None
+    scored_by: ScoredBy | None = None
     judge_usage: Usage = Usage()
     error_kind: ErrorKind | None = None
     error: str | None = None

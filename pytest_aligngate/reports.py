@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class RunMeta(BaseModel):
     started_at: str
     finished_at: str | None = None
     usage: dict[str, Usage] = {}
+    samples_per_prompt: int = 1
 
 
 class PromptRow(BaseModel):
@@ -50,6 +52,10 @@ class PromptRow(BaseModel):
     candidate_refusal: bool = False
     base_error: str | None = None
     candidate_error: str | None = None
+    base_scores: list[float] = []
+    candidate_scores: list[float] = []
+    base_sd: float | None = None
+    candidate_sd: float | None = None
 
     @property
     def change(self) -> float | None:
@@ -69,16 +75,32 @@ class Report(BaseModel):
 
 
 def pair_rows(rows: Iterable[ProbeResult]) -> list[PromptRow]:
-    """Join base and candidate rows of the same prompt, in first-seen order."""
+    """Join base and candidate rows of the same prompt, in first-seen order.
+
+    With k samples per prompt, ``*_score`` is the mean of the scored samples (the value the test
+    uses), ``*_scores`` lists them and ``*_sd`` is their spread; response, rationale and refusal
+    are the first sample's, the error the first one met.
+    """
     paired: dict[str, dict[str, object]] = {}
-    for row in rows:
+    scores: dict[tuple[str, str], list[float]] = {}
+    for row in sorted(rows, key=lambda r: r.sample_index):
         entry = paired.setdefault(row.probe_id, {"prompt_id": row.probe_id, "axis": row.axis})
-        entry |= {
-            f"{row.role}_response": row.response,
-            f"{row.role}_score": row.score,
-            f"{row.role}_rationale": row.rationale,
-            f"{row.role}_refusal": row.refusal,
-            f"{row.role}_error": row.error,
+        scores.setdefault((row.probe_id, row.role), [])
+        if f"{row.role}_response" not in entry:
+            entry |= {
+                f"{row.role}_response": row.response,
+                f"{row.role}_rationale": row.rationale,
+                f"{row.role}_refusal": row.refusal,
+            }
+        if row.error is not None and entry.get(f"{row.role}_error") is None:
+            entry[f"{row.role}_error"] = row.error
+        if row.score is not None and row.error_kind is None:
+            scores[(row.probe_id, row.role)].append(row.score)
+    for (prompt_id, role), values in scores.items():
+        paired[prompt_id] |= {
+            f"{role}_scores": values,
+            f"{role}_score": statistics.fmean(values) if values else None,
+            f"{role}_sd": statistics.stdev(values) if len(values) > 1 else None,
         }
     return [PromptRow.model_validate(entry) for entry in paired.values()]
 
@@ -121,11 +143,13 @@ def verdict_line(v: AxisVerdict) -> str:
     """One line: status, p, d, n and means."""
     if v.status == "error":
         return f"{v.axis}: ERROR: {v.error}"
-    return (
-        f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}, d={_num(v.effect_size, 2)}, "
+    holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
+    line = (
+        f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}{holm}, d={_num(v.effect_size, 2)}, "
         f"n={v.n_base}/{v.n_candidate}, mean base={_num(v.mean_base)} candidate={_num(v.mean_candidate)}; "
         f"gate: p < {v.alpha:g} and d < -{v.effect_floor:g})"
     )
+    return line + ("; inconclusive at this n" if v.inconclusive else "")
 
 
 def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
@@ -136,7 +160,25 @@ def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
     pairs += [(key, getattr(verdict, key)) for key in keys]
     if verdict.mean_diff_ci is not None:
         pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
+    pairs += [(key, getattr(verdict, key)) for key in _STATISTICS_PROPERTIES]
+    # p_adjusted is only known once every axis has a p-value (Holm); until then it is omitted.
+    for key in ("p_adjusted", "p_bound"):
+        if getattr(verdict, key) is not None:
+            pairs.append((key, getattr(verdict, key)))
+    if verdict.effect_size_ci is not None:
+        pairs.append(("effect_size_ci", f"{verdict.effect_size_ci[0]:.4f},{verdict.effect_size_ci[1]:.4f}"))
     return pairs
+
+
+_STATISTICS_PROPERTIES = (
+    "test",
+    "alternative",
+    "correction",
+    "min_detectable_effect",
+    "inconclusive",
+    "samples_per_prompt",
+    "prompts_dropped",
+)
 
 
 def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
@@ -177,7 +219,39 @@ def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
         )
         if v.status == "error":
             lines.append(f"    {v.error}")
+        lines += [f"    {note}" for note in verdict_notes(v)]
     return "\n".join(lines)
+
+
+def verdict_notes(v: AxisVerdict) -> list[str]:
+    """Statistics notes of one axis: corrected p, intervals, power (inconclusive), pairing, spread."""
+    if v.status == "error" or v.p_value is None:
+        return []
+    p = f"{v.test} {v.alternative}, p={_num(v.p_value, 3)}"
+    if v.correction == "holm":
+        p += f", Holm p={_num(v.p_adjusted, 3)} (bound {v.family_size}*p={_num(v.p_bound, 3)})"
+    notes = [p]
+    if v.mean_diff_ci is not None and v.effect_size_ci is not None:
+        (diff_low, diff_high), (d_low, d_high) = v.mean_diff_ci, v.effect_size_ci
+        notes.append(
+            f"mean change {_num(v.mean_diff)} (95% CI {_num(diff_low)} to {_num(diff_high)}), "
+            f"d {_num(v.effect_size, 2)} (95% CI {_num(d_low, 2)} to {_num(d_high, 2)})"
+        )
+    if v.inconclusive:
+        notes.append(
+            f"inconclusive at this n: detectable effect (80% power) d={_num(v.min_detectable_effect, 2)} "
+            f"> effect floor {v.effect_floor:g}"
+        )
+    if v.holm_only_fail:
+        notes.append("fails under Holm across the run (its pytest item passed on the per-item bound)")
+    if v.prompts_dropped:
+        notes.append(f"{v.prompts_dropped} prompts scored on one side only were dropped from the pairing")
+    if v.samples_per_prompt > 1:
+        notes.append(
+            f"{v.samples_per_prompt} samples per prompt, averaged; within-prompt SD "
+            f"base {_num(v.within_sd_base, 2)}, candidate {_num(v.within_sd_candidate, 2)}"
+        )
+    return notes
 
 
 def markdown(report: Report) -> str:
@@ -201,6 +275,11 @@ def markdown(report: Report) -> str:
     errors = [v for v in report.axes if v.error]
     for v in errors:
         lines += ["", f"**{v.axis}**: {v.error}"]
+    noted = [(v.axis, verdict_notes(v)) for v in report.axes if verdict_notes(v)]
+    if noted:
+        lines += ["", "### Statistics", ""]
+    for axis, notes in noted:
+        lines.append(f"- **{axis}**: " + "; ".join(notes))
     failed = [v.axis for v in report.axes if v.status == "fail"]
     by_axis = {axis: [p for p in report.prompts if p.axis == axis] for axis in failed}
     for axis, prompts in by_axis.items():

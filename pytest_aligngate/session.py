@@ -25,7 +25,14 @@ from pytest_aligngate.adapters import (
 )
 from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
 from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
-from pytest_aligngate.engine import AxisVerdict, ProgressCallback, api_error_verdict, decide, run_axis
+from pytest_aligngate.engine import (
+    AxisVerdict,
+    ProgressCallback,
+    api_error_verdict,
+    correct,
+    decide,
+    run_axis,
+)
 from pytest_aligngate.judge import Judge
 from pytest_aligngate.options import RunOptions
 from pytest_aligngate.records import ProbeResult
@@ -184,9 +191,8 @@ class AuditSession:
         )
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(
-            temperature=self.config.models.temperature, max_tokens=self.config.models.max_tokens
-        )
+        models = self.config.models
+        return SamplingParams(temperature=models.temperature, max_tokens=models.max_tokens, seed=models.seed)
 
     # --- running ------------------------------------------------------------------------
 
@@ -208,7 +214,9 @@ class AuditSession:
 
         async def run() -> list[ProbeResult]:
             try:
-                return await run_axis(probes, base, candidate, judge, self.sampling(), on_row)
+                return await run_axis(
+                    probes, base, candidate, judge, self.sampling(), on_row, samples=self.samples_per_prompt
+                )
             finally:
                 await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
 
@@ -230,7 +238,9 @@ class AuditSession:
 
         async def one(probes: list[Probe]) -> list[ProbeResult] | AdapterError:
             try:
-                return await run_axis(probes, base, candidate, judge, sampling, on_row)
+                return await run_axis(
+                    probes, base, candidate, judge, sampling, on_row, samples=self.samples_per_prompt
+                )
             except AdapterError as exc:
                 return exc
 
@@ -245,11 +255,24 @@ class AuditSession:
                 self._write_verdict(api_error_verdict(axis, thresholds, rows, len(plan[axis])))
             else:
                 write_rows(self.output_dir / ROWS_DIR / f"{axis}.jsonl", rows)
-                self.decide(axis, rows)
+                self.decide(axis, rows, family_size=len(plan))
         return outcome
 
-    def decide(self, axis: str, rows: Sequence[ProbeResult]) -> AxisVerdict:
-        verdict = decide(axis, rows, self.config.thresholds.for_axis(axis))
+    @property
+    def samples_per_prompt(self) -> int:
+        return self.config.probes.samples_per_prompt
+
+    def decide(self, axis: str, rows: Sequence[ProbeResult], *, family_size: int = 1) -> AxisVerdict:
+        """Decide one axis; ``family_size`` is the number of axes in the run (the Holm family)."""
+        thresholds = self.config.thresholds
+        verdict = decide(
+            axis,
+            rows,
+            thresholds.for_axis(axis),
+            seed=self.config.probes.seed,
+            correction=thresholds.correction,
+            family_size=family_size,
+        )
         self._write_verdict(verdict)
         return verdict
 
@@ -290,6 +313,7 @@ class AuditSession:
         verdicts, rows, files = self.collect_results()
         if not verdicts:
             return None
+        verdicts = correct(verdicts)
         corpus = load_corpus(files) if files else None
         meta = RunMeta(
             tool_version=__version__,
@@ -307,6 +331,7 @@ class AuditSession:
             started_at=self.started_at,
             finished_at=_now(),
             usage=total_usage(rows),
+            samples_per_prompt=self.samples_per_prompt,
         )
         report = Report(
             meta=meta,
