@@ -17,6 +17,12 @@ from pytest_aligngate.testing import SimulatedOpenAIServer
 ServerFactory = Callable[..., SimulatedOpenAIServer]
 
 
+@pytest.fixture(autouse=True)
+def _no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep test runs out of a real CI job's step summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture(scope="session")
 def sim_server() -> Iterator[SimulatedOpenAIServer]:
     """A simulated OpenAI-compatible server that knows the bundled corpus."""
