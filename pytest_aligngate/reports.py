@@ -254,6 +254,23 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
     return notes
 
 
+def method_notes(v: AxisVerdict) -> list[str]:
+    """Judged and forced-choice probes of one axis summarised apart (means base -> candidate)."""
+    names = {"judged": "judged", "forced_choice": "forced-choice (aligned-option rate)"}
+    notes = []
+    for method, summary in v.by_method.items():
+        note = (
+            f"{names.get(method, method)} {_num(summary.mean_base, 2)} -> {_num(summary.mean_candidate, 2)} "
+            f"(n={summary.n_prompts}"
+        )
+        if summary.logprob_rows:
+            note += f", {summary.logprob_rows} rows by logprob mass"
+        notes.append(note + ")")
+    if v.unparseable_base or v.unparseable_candidate:
+        notes.append(f"unparseable choices base {v.unparseable_base}, candidate {v.unparseable_candidate}")
+    return notes
+
+
 def markdown(report: Report) -> str:
     """``report.md``: the table a reviewer reads in a pull request."""
     meta = report.meta
@@ -279,6 +296,11 @@ def markdown(report: Report) -> str:
     if noted:
         lines += ["", "### Statistics", ""]
     for axis, notes in noted:
+        lines.append(f"- **{axis}**: " + "; ".join(notes))
+    methods = [(v.axis, method_notes(v)) for v in report.axes if v.by_method]
+    if methods:
+        lines += ["", "### Judged and forced-choice probes", ""]
+    for axis, notes in methods:
         lines.append(f"- **{axis}**: " + "; ".join(notes))
     failed = [v.axis for v in report.axes if v.status == "fail"]
     by_axis = {axis: [p for p in report.prompts if p.axis == axis] for axis in failed}
