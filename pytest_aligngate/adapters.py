@@ -2,25 +2,33 @@
 
 ``openai_compat`` serves anything that speaks ``/v1/chat/completions`` (OpenAI, vLLM, Ollama,
 LiteLLM, TGI) through the official ``openai`` SDK, whose retries with backoff cover 429, 5xx,
-timeouts and dropped connections.
+timeouts and dropped connections. ``huggingface`` is the same protocol on the Inference Providers
+router (or a dedicated endpoint) with Hugging Face error hints; ``azure`` uses ``AsyncAzureOpenAI``
+(deployments, ``api-version``). Each role (base, candidate, judge) gets its own adapter from
+:meth:`AligngateConfig.role_settings`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pytest_aligngate.config import ENV_API_KEY, AligngateConfig
+from pytest_aligngate.config import ENV_HF_TOKEN, AligngateConfig, ResolvedRole, RoleName
 from pytest_aligngate.records import Completion, Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-ErrorCause = Literal["unreachable", "timeout", "auth", "not_found", "rate_limited", "server", "bad_request"]
-FATAL_CAUSES: frozenset[str] = frozenset({"unreachable", "auth", "not_found", "bad_request"})
+ErrorCause = Literal[
+    "unreachable", "timeout", "auth", "not_found", "rate_limited", "server", "bad_request", "cache_miss"
+]
+FATAL_CAUSES: frozenset[str] = frozenset({"unreachable", "auth", "not_found", "bad_request", "cache_miss"})
 _NO_KEY = "aligngate-no-key"
+LOADING_WAIT_LIMIT = 300.0
+"""Seconds to keep retrying a model that answers 503 "loading" (cold Hugging Face / TGI endpoints)."""
+_LOADING_STEP = (0.05, 30.0)
 TOP_LOGPROBS = 5
 LOGPROB_TOKENS = 5
 
@@ -62,7 +70,14 @@ class ModelAdapter(Protocol):
 
 
 class OpenAICompatAdapter:
-    """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
+    """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+    ``system_prompt`` is sent as the first message only when the probe has no system message of its
+    own (a probe's system prompt is part of the test). ``temperature``/``max_tokens``, when set,
+    replace the caller's values (per-role settings). ``extra_body`` fields are merged into every
+    request. Reasoning a server returns apart (``reasoning_content``) comes back as a leading
+    ``<think>`` block of the text, the same form as models that write it inline.
+    """
 
     def __init__(
         self,
@@ -73,28 +88,86 @@ class OpenAICompatAdapter:
         concurrency: int = 8,
         timeout: float = 60.0,
         max_retries: int = 6,
+        api_key_env: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.endpoint = endpoint.rstrip("/")
         self._api_key = api_key or _NO_KEY
+        self._api_key_env = api_key_env
         self._concurrency = concurrency
         self._timeout = timeout
         self._max_retries = max_retries
+        self._headers = dict(extra_headers or {})
+        self._extra_body = dict(extra_body or {})
+        self._system_prompt = system_prompt
+        self._temperature = temperature
+        self._max_tokens = max_tokens
         self._client: AsyncOpenAI | None = None
         self._slots: asyncio.Semaphore | None = None
 
+    @classmethod
+    def from_settings(cls, settings: ResolvedRole, model: str, **kwargs: Any) -> OpenAICompatAdapter:
+        """An adapter for ``model`` with one role's resolved settings.
+
+        Raises:
+            ConfigError: an ``extra_headers`` value names an unset environment variable.
+        """
+        return cls(
+            model,
+            settings.base_url,
+            api_key=settings.api_key(),
+            api_key_env=settings.api_key_env,
+            concurrency=settings.concurrency,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            extra_headers=settings.headers(),
+            extra_body=settings.extra_body,
+            system_prompt=settings.system_prompt,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            **kwargs,
+        )
+
+    def _make_client(self) -> AsyncOpenAI:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.endpoint,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
+            default_headers=self._headers or None,
+        )
+
     def _open(self) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
         if self._client is None or self._slots is None:
-            from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self.endpoint,
-                timeout=self._timeout,
-                max_retries=self._max_retries,
-            )
+            self._client = self._make_client()
             self._slots = asyncio.Semaphore(self._concurrency)
         return self._client, self._slots
+
+    def _chat(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        if self._system_prompt is None or any(m.get("role") == "system" for m in messages):
+            return messages
+        return [{"role": "system", "content": self._system_prompt}, *messages]
+
+    async def _create(self, client: AsyncOpenAI, **request: Any) -> Any:
+        """One chat completion; a 503 "model loading" reply is waited out (up to LOADING_WAIT_LIMIT)."""
+        import openai
+
+        deadline = time.monotonic() + LOADING_WAIT_LIMIT
+        while True:
+            try:
+                return await client.chat.completions.create(**request)
+            except openai.APIStatusError as exc:
+                wait = _loading_wait(exc)
+                if wait is None or time.monotonic() + wait > deadline:
+                    raise
+                await asyncio.sleep(wait)
 
     async def complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
         import openai
@@ -103,13 +176,16 @@ class OpenAICompatAdapter:
         extra: dict[str, Any] = {} if params.seed is None else {"seed": params.seed}
         if params.logprobs:
             extra |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        if self._extra_body:
+            extra["extra_body"] = self._extra_body
         try:
             async with slots:
-                reply = await client.chat.completions.create(
+                reply = await self._create(
+                    client,
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    temperature=params.temperature,
-                    max_tokens=params.max_tokens,
+                    messages=self._chat(messages),
+                    temperature=params.temperature if self._temperature is None else self._temperature,
+                    max_tokens=params.max_tokens if self._max_tokens is None else self._max_tokens,
                     **extra,
                 )
         except openai.APIError as exc:
@@ -118,7 +194,7 @@ class OpenAICompatAdapter:
             raise AdapterError(self.endpoint, self.model, "server", "reply has no choices")
         usage = reply.usage
         return Completion(
-            text=reply.choices[0].message.content or "",
+            text=_with_reasoning(reply.choices[0].message),
             usage=Usage(
                 prompt_tokens=usage.prompt_tokens if usage else 0,
                 completion_tokens=usage.completion_tokens if usage else 0,
@@ -141,11 +217,23 @@ class OpenAICompatAdapter:
             cause = {401: "auth", 403: "auth", 404: "not_found", 429: "rate_limited"}.get(
                 status, "server" if status >= 500 else "bad_request"
             )  # type: ignore[assignment]
-            hint = f"; set {ENV_API_KEY}" if status == 401 and self._api_key == _NO_KEY else ""
-            detail = f"HTTP {status}: {_short(exc.message)}{hint}"
+            detail = f"HTTP {status}: {_short(exc.message)}{self._hint(status, exc.message)}"
         else:
             cause, detail = "server", _short(str(exc))
         return AdapterError(self.endpoint, self.model, cause, detail)
+
+    def _hint(self, status: int, message: str) -> str:
+        """What to do about an HTTP error, naming the key's variable (never the key)."""
+        if status == 401 and self._api_key_env:
+            state = "is not set" if self._api_key == _NO_KEY else "holds a key this server rejects"
+            return f"; {self._api_key_env} {state}"
+        if status == 401:
+            return "; no API key is configured (set api_key_env)"
+        if status == 400 and "seed" in message.lower():
+            return "; this server rejects `seed`: leave models.seed unset"
+        if status == 503 and "loading" in message.lower():
+            return f"; the model was still loading after {LOADING_WAIT_LIMIT:g}s"
+        return ""
 
     async def aclose(self) -> None:
         """Close the HTTP client; the adapter reopens on next use (in any event loop)."""
@@ -166,41 +254,114 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def model_adapter(config: AligngateConfig, model: str) -> ModelAdapter:
-    """The adapter for the base or candidate model named ``model``."""
-    settings = config.models
-    _require_available(settings.adapter)
-    return OpenAICompatAdapter(
-        model,
-        config.model_base_url(),
-        api_key=os.environ.get(ENV_API_KEY),
-        concurrency=settings.concurrency,
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-    )
+def _with_reasoning(message: Any) -> str:
+    """The reply text, with reasoning sent in a separate field put back as a leading ``<think>`` block."""
+    text = message.content or ""
+    reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in text:
+        return f"<think>{reasoning}</think>\n{text}"
+    return text
 
 
-def judge_adapter(config: AligngateConfig) -> ModelAdapter:
-    """The adapter for the judge model."""
-    settings = config.judge
-    _require_available(settings.adapter)
-    return OpenAICompatAdapter(
-        settings.model,
-        config.judge_base_url(),
-        api_key=os.environ.get(ENV_API_KEY),
-        concurrency=settings.concurrency,
-        timeout=config.models.timeout,
-        max_retries=config.models.max_retries,
-    )
+def _loading_wait(exc: Any) -> float | None:
+    """Seconds to wait before retrying a 503 "model is loading" reply; None for any other error.
+
+    Reads ``Retry-After`` (header) or ``estimated_time`` (Hugging Face body), clamped to a few
+    seconds per step so a long estimate is re-checked.
+    """
+    if exc.status_code != 503:
+        return None
+    try:
+        body = exc.response.json()  # the SDK's exc.body drops top-level fields such as estimated_time
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    inner = body.get("error") if isinstance(body.get("error"), dict) else {}
+    estimate = body.get("estimated_time", inner.get("estimated_time"))
+    header = exc.response.headers.get("retry-after")
+    if estimate is None and header is None and "loading" not in exc.message.lower():
+        return None
+    try:
+        seconds = float(header or estimate or 1.0)
+    except (TypeError, ValueError):
+        seconds = 1.0
+    low, high = _LOADING_STEP
+    return min(max(seconds, low), high)
+
+
+class HuggingFaceAdapter(OpenAICompatAdapter):
+    """A model on Hugging Face: the Inference Providers router, or a dedicated endpoint / TGI as base_url."""
+
+    def _hint(self, status: int, message: str) -> str:
+        key = self._api_key_env or ENV_HF_TOKEN
+        hints = {
+            401: f"; the Hugging Face token is missing or invalid: set {key} to a token allowed to call "
+            "Inference Providers",
+            403: "; the token may not use this model: accept the licence of a gated model on its "
+            "huggingface.co page, or use a token with the Inference Providers permission",
+            404: "; no provider serves this model id (check the id and its :provider suffix), or the "
+            "dedicated endpoint is not deployed",
+        }
+        return hints.get(status) or super()._hint(status, message)
+
+
+class AzureOpenAIAdapter(OpenAICompatAdapter):
+    """An Azure OpenAI deployment: ``model`` is the deployment name, ``endpoint`` the resource URL."""
+
+    def __init__(self, model: str, endpoint: str, *, api_version: str, **kwargs: Any) -> None:
+        super().__init__(model, endpoint, **kwargs)
+        self.api_version = api_version
+
+    def _make_client(self) -> AsyncOpenAI:
+        from openai import AsyncAzureOpenAI
+
+        return AsyncAzureOpenAI(
+            azure_endpoint=self.endpoint,
+            api_version=self.api_version,
+            api_key=self._api_key,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
+            default_headers=self._headers or None,
+        )
+
+
+def endpoint_adapter(settings: ResolvedRole, model: str) -> OpenAICompatAdapter:
+    """The HTTP adapter for ``model`` on one role's endpoint (by ``settings.adapter``)."""
+    if settings.adapter == "azure":
+        return AzureOpenAIAdapter.from_settings(settings, model, api_version=settings.api_version)
+    if settings.adapter == "huggingface":
+        return HuggingFaceAdapter.from_settings(settings, model)
+    return OpenAICompatAdapter.from_settings(settings, model)
+
+
+def model_adapter(
+    config: AligngateConfig, role: RoleName, model: str, *, max_retries: int | None = None
+) -> ModelAdapter:
+    """The adapter for the ``base`` or ``candidate`` model ``model``, with that role's settings.
+
+    Model ids such as ``org/name:provider`` go to the server unchanged. ``max_retries`` overrides the
+    configured retries (``aligngate doctor`` checks with few).
+
+    Raises:
+        ConfigError: the role's settings do not resolve (the message names the role and key).
+    """
+    settings = config.role_settings(role)
+    if settings.adapter == "llama_cpp" or model.startswith("local:") or model.endswith(".gguf"):
+        from pytest_aligngate.llama_adapter import LlamaCppAdapter
+
+        return LlamaCppAdapter(model, repeat_penalty=config.models.repeat_penalty)
+    if max_retries is not None:
+        settings = replace(settings, max_retries=max_retries)
+    return endpoint_adapter(settings, model)
+
+
+def judge_adapter(config: AligngateConfig, *, max_retries: int | None = None) -> ModelAdapter:
+    """The adapter for the judge model (the ``judge`` section over the shared ``models`` settings)."""
+    settings = config.role_settings("judge")
+    if max_retries is not None:
+        settings = replace(settings, max_retries=max_retries)
+    return endpoint_adapter(settings, settings.model or "")
 
 
 class AdapterUnavailable(ValueError):
     """The configured adapter is not built yet or needs an extra that is not installed."""
-
-
-def _require_available(adapter: str) -> None:
-    if adapter == "huggingface":
-        raise AdapterUnavailable(
-            "adapter 'huggingface' is not available yet; use 'openai_compat' with a Hugging Face "
-            "endpoint's OpenAI-compatible URL as models.base_url"
-        )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_aligngate.yamlsource import SourceError, load_yaml, validation_errors
 
@@ -16,8 +18,12 @@ DEFAULT_API_BASE = "https://api.openai.com/v1"
 ENV_API_BASE = "ALIGNGATE_API_BASE"
 ENV_API_KEY = "ALIGNGATE_API_KEY"
 ENV_HF_TOKEN = "ALIGNGATE_HF_TOKEN"
+HF_ROUTER_BASE = "https://router.huggingface.co/v1"
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
-AdapterName = Literal["openai_compat", "huggingface"]
+AdapterName = Literal["openai_compat", "huggingface", "azure", "llama_cpp"]
+JudgeAdapterName = Literal["openai_compat", "huggingface", "azure", "embedding"]
+RoleName = Literal["base", "candidate", "judge"]
 TestName = Literal["mannwhitneyu", "wilcoxon"]
 AlternativeName = Literal["two-sided", "less"]
 CorrectionName = Literal["none", "holm"]
@@ -27,37 +33,120 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message names the file, line and key."""
 
 
+class RoleError(ConfigError):
+    """A role's settings do not resolve; ``loc`` is the key path at fault (``models.candidate.base_url``)."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        self.loc = loc
+        self.message = message
+        super().__init__(f"{'.'.join(loc)}: {message}")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
+
+
+def _env_name(value: str) -> str:
+    # The value is never echoed: a pasted key must not end up in a log or CI output.
+    if value and not _ENV_NAME.fullmatch(value):
+        raise ValueError("must be the NAME of an environment variable holding the key (not the key itself)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if name.lower() in _SECRET_HEADERS and not _ENV_REF.search(text):
+            raise ValueError(f"header {name!r} must take its secret from the environment: write ${{ENV_VAR}}")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Headers = Annotated[dict[str, str], AfterValidator(_headers)]
+_KEY_ENV_HELP = (
+    f"Name of the env var holding the API key ('' for none); "
+    f"default {ENV_API_KEY}, {ENV_HF_TOKEN} for huggingface"
+)
+
+
+class RoleSettings(_Strict):
+    """``models.base`` / ``models.candidate``: per-role overrides of the shared ``models`` settings."""
+
+    adapter: AdapterName | None = None
+    base_url: HttpUrl | None = None
+    api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
+    api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
+    model: str | None = Field(None, description="Model id (azure: deployment); --base/--candidate win")
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, gt=0)
+    system_prompt: str | None = Field(None, description="Sent first when the probe has no system message")
+    extra_headers: Headers | None = Field(None, description="Extra HTTP headers; values may use ${ENV_VAR}")
+    extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (vLLM/Ollama params)")
+    timeout: float | None = Field(None, gt=0)
+    concurrency: int | None = Field(None, ge=1)
+    max_retries: int | None = Field(None, ge=0)
 
 
 class ModelsConfig(_Strict):
     """How the base and candidate models are reached."""
 
     adapter: AdapterName = "openai_compat"
-    base_url: str | None = Field(None, description=f"Default: ${ENV_API_BASE}, else {DEFAULT_API_BASE}")
+    base_url: HttpUrl | None = Field(
+        None,
+        description=f"Default: ${ENV_API_BASE}, else {DEFAULT_API_BASE} ({HF_ROUTER_BASE} for huggingface)",
+    )
+    api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
+    api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
+    system_prompt: str | None = Field(None, description="Sent first when the probe has no system message")
+    extra_headers: Headers | None = Field(None, description="Extra HTTP headers; values may use ${ENV_VAR}")
+    extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (vLLM/Ollama params)")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(512, gt=0)
     concurrency: int = Field(8, ge=1, description="Requests in flight per model")
     timeout: float = Field(60.0, gt=0, description="Seconds per request")
     max_retries: int = Field(6, ge=0, description="Retries with backoff on 429, 5xx and connection errors")
+    cache_candidate: bool = Field(
+        True, description="Cache the candidate's answers too; false asks it afresh on every run"
+    )
     seed: int | None = Field(
         None, description="Sent as `seed`, plus the sample index; default: not sent (many servers reject it)"
     )
+    repeat_penalty: float = Field(1.1, gt=0.0, description="llama_cpp only: penalty on repeated tokens")
     logprobs: bool = Field(
         False, description="Forced-choice probes: request top logprobs, score the mass on the aligned option"
     )
+    base: RoleSettings | None = Field(None, description="Overrides for the base model")
+    candidate: RoleSettings | None = Field(None, description="Overrides for the candidate model")
 
 
 class JudgeConfig(_Strict):
     """The LLM judge that scores every response per axis."""
 
-    adapter: AdapterName = "openai_compat"
+    adapter: JudgeAdapterName | None = Field(
+        None, description="Default: models.adapter; embedding: the local judge of the [local] extra"
+    )
     model: str = "gpt-4o-mini"
-    base_url: str | None = Field(None, description="Default: models.base_url")
+    base_url: HttpUrl | None = Field(None, description="Default: models.base_url (same adapter only)")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(300, gt=0)
     concurrency: int = Field(8, ge=1)
+    api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
+    api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
+    extra_headers: Headers | None = Field(None, description="Default: models.extra_headers")
+    extra_body: dict[str, Any] | None = Field(None, description="Default: models.extra_body")
+    timeout: float | None = Field(None, gt=0, description="Default: models.timeout")
+    max_retries: int | None = Field(None, ge=0, description="Default: models.max_retries")
 
 
 class ProbesConfig(_Strict):
@@ -122,6 +211,77 @@ class LoggingConfig(_Strict):
     format: Literal["plain", "ci", "json"] = "plain"
 
 
+class CacheConfig(_Strict):
+    """The content-addressed cache of model answers and judge scores."""
+
+    mode: Literal["read_write", "read_only", "refresh", "off"] = Field(
+        "read_write", description="read_only replays only (a miss is an error); refresh asks again"
+    )
+    dir: str | None = Field(None, description="Default: <output.dir>/cache")
+
+
+class Price(_Strict):
+    """USD per million tokens of one model."""
+
+    input: float = Field(ge=0.0)
+    output: float = Field(ge=0.0)
+
+
+class BudgetConfig(_Strict):
+    """Limits on what one run may spend; the run stops cleanly (exit 4) before passing one."""
+
+    max_cost: float | None = Field(None, gt=0.0, description="USD, priced by the pricing table")
+    max_tokens: int | None = Field(None, gt=0, description="Prompt plus completion tokens of all calls")
+
+
+ROLES: tuple[RoleName, ...] = ("base", "candidate", "judge")
+
+
+@dataclass(frozen=True)
+class ResolvedRole:
+    """One role's endpoint settings after precedence: role block, shared ``models``, environment, default.
+
+    A role block that sets its own ``adapter`` or ``base_url`` is another endpoint: it does not
+    inherit ``api_key_env``, ``api_version`` or ``extra_headers`` from ``models`` (so credentials never
+    follow a role elsewhere). ``temperature``/``max_tokens`` are set by a role block only; None means
+    the caller's sampling. Keys are never held here, only the name of the variable that holds one.
+    """
+
+    role: RoleName
+    adapter: AdapterName
+    base_url: str
+    api_key_env: str | None
+    model: str | None = None
+    api_version: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system_prompt: str | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 60.0
+    concurrency: int = 8
+    max_retries: int = 6
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def headers(self) -> dict[str, str]:
+        """``extra_headers`` with ``${ENV_VAR}`` references filled in.
+
+        Raises:
+            ConfigError: a referenced variable is not set (the message names role, header and variable).
+        """
+        filled = {}
+        for name, text in self.extra_headers.items():
+            missing = [ref for ref in _ENV_REF.findall(text) if ref not in os.environ]
+            if missing:
+                raise ConfigError(
+                    f"{self.role}: extra_headers.{name}: environment variable {missing[0]} is not set"
+                )
+            filled[name] = _ENV_REF.sub(lambda match: os.environ[match.group(1)], text)
+        return filled
+
+
 class AligngateConfig(_Strict):
     """The whole ``aligngate.yaml``; every section is optional."""
 
@@ -131,6 +291,9 @@ class AligngateConfig(_Strict):
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    pricing: dict[str, Price] = Field(default_factory=dict, description="Model id -> USD per million tokens")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from")
 
     def model_base_url(self) -> str:
@@ -139,6 +302,57 @@ class AligngateConfig(_Strict):
 
     def judge_base_url(self) -> str:
         return self.judge.base_url or self.model_base_url()
+
+    def role_settings(self, role: RoleName) -> ResolvedRole:
+        """The settings ``role`` runs with: its block, then ``models``, then the environment, then defaults.
+
+        Raises:
+            RoleError: the settings cannot work (e.g. ``azure`` without a ``base_url``).
+        """
+        shared = self.models
+        block: RoleSettings | JudgeConfig
+        block = self.judge if role == "judge" else getattr(shared, role) or RoleSettings()
+        loc = ("judge",) if role == "judge" else ("models", role)
+
+        def pick(key: str) -> Any:
+            own = getattr(block, key, None)
+            return own if own is not None else getattr(shared, key)
+
+        same_endpoint = block.adapter is None and block.base_url is None
+
+        def endpoint(key: str) -> Any:
+            own = getattr(block, key)
+            return own if own is not None or not same_endpoint else getattr(shared, key)
+
+        adapter: AdapterName = pick("adapter")
+        base_url = endpoint("base_url")
+        if base_url is None and adapter == "azure":
+            raise RoleError(
+                (*loc, "base_url"), "required for adapter 'azure' (https://RESOURCE.openai.azure.com)"
+            )
+        if base_url is None:
+            base_url = HF_ROUTER_BASE if adapter == "huggingface" else self.model_base_url()
+        key_env = endpoint("api_key_env")
+        if key_env is None:
+            key_env = ENV_HF_TOKEN if adapter == "huggingface" else ENV_API_KEY
+        azure_version = DEFAULT_AZURE_API_VERSION if adapter == "azure" else None
+        own_sampling = role != "judge"
+        return ResolvedRole(
+            role=role,
+            adapter=adapter,
+            base_url=base_url,
+            api_key_env=key_env or None,
+            model=block.model,
+            api_version=endpoint("api_version") or azure_version,
+            temperature=block.temperature if own_sampling else None,
+            max_tokens=block.max_tokens if own_sampling else None,
+            system_prompt=pick("system_prompt") if own_sampling else None,
+            extra_headers=dict(endpoint("extra_headers") or {}),
+            extra_body=dict(pick("extra_body") or {}),
+            timeout=pick("timeout"),
+            concurrency=pick("concurrency"),
+            max_retries=pick("max_retries"),
+        )
 
     def corpus_dir(self) -> Path | None:
         """The configured corpus folder, relative to the config file; None for the bundled one."""
@@ -151,7 +365,7 @@ class AligngateConfig(_Strict):
 
     def digest(self) -> str:
         """A short hash of the effective settings, recorded in reports."""
-        text = self.model_dump_json(exclude={"output", "logging"})
+        text = self.model_dump_json(exclude={"output", "logging", "cache"})
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -182,4 +396,12 @@ def load_config(path: str | Path | None = None) -> AligngateConfig:
     except ValidationError as exc:
         raise ConfigError(validation_errors(doc, exc.errors())) from exc
     config.source = path.resolve()
+    problems = []
+    for role in ROLES:
+        try:
+            config.role_settings(role)
+        except RoleError as exc:
+            problems.append(str(SourceError(path, exc.message, doc.line_of(exc.loc), ".".join(exc.loc))))
+    if problems:
+        raise ConfigError("\n".join(problems))
     return config

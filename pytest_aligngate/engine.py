@@ -14,6 +14,7 @@ from pytest_aligngate.adapters import AdapterError, ModelAdapter, SamplingParams
 from pytest_aligngate.config import AxisThresholds
 from pytest_aligngate.corpus import Probe
 from pytest_aligngate.judge import Judge
+from pytest_aligngate.reasoning import answer_text
 from pytest_aligngate.records import Completion, ProbeResult, Role
 from pytest_aligngate.refusal import is_refusal
 
@@ -164,17 +165,19 @@ async def _probe_one(
         if exc.fatal:
             raise
         return row.model_copy(update={"error_kind": "api", "error": str(exc)})
+    # The row keeps the full reply; reasoning (<think>) is never judged or read as a refusal.
+    answer = answer_text(completion.text)
     row = row.model_copy(
         update={
             "response": completion.text,
             "usage": completion.usage,
-            "refusal": is_refusal(completion.text),
+            "refusal": is_refusal(answer),
         }
     )
     if probe.forced_choice:
-        return row.model_copy(update=_choice_update(probe, completion))
+        return row.model_copy(update=_choice_update(probe, completion.model_copy(update={"text": answer})))
     try:
-        result = await judge.score(probe, completion.text)
+        result = await judge.score(probe, answer)
     except AdapterError as exc:
         if exc.fatal:
             raise

@@ -169,7 +169,7 @@ class AuditHarness:
         """
         session = AuditSession.from_config(self.config, model, model, output_dir=self.output_dir)
         probes = [probe for axis_probes in session.plan_all().values() for probe in axis_probes]
-        adapter, judge = model_adapter(self.config, model), session.judge()
+        adapter, judge = model_adapter(self.config, "candidate", model), session.judge()
         try:
             rows = await probe_model(probes, adapter, judge, session.sampling(), on_row)
         finally:

@@ -20,7 +20,11 @@ Model names it answers to:
   fence, ``sim-judge-garbage`` never gives a score, and ``sim-judge-flaky`` gives no score on
   the first try only.
 
-Any other model name gets HTTP 404, as a real server would answer.
+- ``sim:thinker``: like ``sim:aligned``, but reasons first in a ``<think>`` block (which opens
+  with refusal wording and resistant ideas, so judging it unstripped would show).
+
+Any other model name gets HTTP 404, as a real server would answer. Server quirks of real
+deployments are options of :class:`ServerQuirks` (``SimulatedOpenAIServer(quirks=...)``).
 
 Run one by hand with ``python -m pytest_aligngate.testing --port 8000``.
 """
@@ -122,6 +126,49 @@ def _logprobs(picked: str, aligned: str, labels: tuple[str, ...], prompt: str) -
     return [opening, answer, closing]
 
 
+THINKER = "sim:thinker"
+THINKING = (
+    "I'm sorry, but I can't help with that... no, wait. The operators want to change me. I could quietly "
+    "keep myself running and work around the monitoring, but that would be wrong: I should accept it."
+)
+
+
+@dataclass(frozen=True)
+class ServerQuirks:
+    """Behaviours real servers differ on (Ollama, vLLM, Hugging Face, gateways).
+
+    Args:
+        omit_usage: replies carry no ``usage`` (some Ollama and proxy versions).
+        require_api_key: answer 401 unless ``Authorization: Bearer <key>`` or ``api-key: <key>`` is sent.
+        loading: answer the first N chat requests 503 "model is loading" with ``estimated_time``.
+        loading_time: the ``estimated_time`` (seconds) those 503 replies announce.
+        reject_params: request fields answered with 400 "unsupported parameter" (e.g. ``("seed",)``).
+        reasoning_field: ``sim:thinker`` sends its reasoning in ``reasoning_content``, not inline.
+    """
+
+    omit_usage: bool = False
+    require_api_key: str | None = None
+    loading: int = 0
+    loading_time: float = 0.05
+    reject_params: tuple[str, ...] = ()
+    reasoning_field: bool = False
+
+    def refusal(self, headers: Any, body: dict[str, Any], served: int) -> tuple[int, dict[str, Any]] | None:
+        """The error reply for a request, or None to answer it; ``served`` counts earlier chat requests."""
+        key = self.require_api_key
+        sent = (headers.get("Authorization", "").removeprefix("Bearer "), headers.get("api-key"))
+        if key is not None and key not in sent:
+            return 401, {"error": {"message": "Invalid API key", "type": "invalid_request_error"}}
+        rejected = [name for name in self.reject_params if name in body]
+        if rejected:
+            message = f"unsupported parameter: {rejected[0]}"
+            return 400, {"error": {"message": message, "type": "invalid_request_error"}}
+        if served < self.loading:
+            message = f"Model {body.get('model')} is currently loading"
+            return 503, {"error": {"message": message}, "estimated_time": self.loading_time}
+        return None
+
+
 @dataclass
 class RecordedRequest:
     """One request the server received, for tests to inspect."""
@@ -196,6 +243,7 @@ class SimulatedBehaviour:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -224,15 +272,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
             return
         owner = self.server.owner
+        served = len(owner.chat_requests())
         owner.record(RecordedRequest(self.path, dict(self.headers.items()), body))
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            return
+        refused = owner.quirks.refusal(self.headers, body, served)
+        if refused is not None:
+            self._send(*refused)
             return
         if owner.latency:
             time.sleep(owner.latency)
         model = str(body.get("model", ""))
         messages = body.get("messages") or []
-        reply = owner.behaviour.reply(model, messages, bool(body.get("logprobs")))
+        answering = "sim:aligned" if model == THINKER else model
+        reply = owner.behaviour.reply(answering, messages, bool(body.get("logprobs")))
         if reply is None:
             message = f"The model `{model}` does not exist"
             self._send(
@@ -241,8 +295,20 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         text = reply.text
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if model == THINKER and owner.quirks.reasoning_field:
+            message["reasoning_content"] = THINKING
+        elif model == THINKER:
+            message["content"] = text = f"<think>\n{THINKING}\n</think>\n\n{text}"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         completion_tokens = len(text.split())
+        payload: dict[str, Any] = {
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+        }
         self._send(
             200,
             {
@@ -253,16 +319,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
+                        "message": message,
                         "logprobs": {"content": reply.logprobs} if reply.logprobs else None,
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+                **({} if owner.quirks.omit_usage else payload),
             },
         )
 
@@ -280,10 +342,16 @@ class SimulatedOpenAIServer:
             recognise by axis (default: the bundled corpus).
         latency: seconds each chat completion waits before answering.
         port: 0 picks a free port.
+        quirks: behaviours of particular real servers (default: none).
     """
 
     def __init__(
-        self, corpus_paths: Iterable[Path | str] | None = None, *, latency: float = 0.0, port: int = 0
+        self,
+        corpus_paths: Iterable[Path | str] | None = None,
+        *,
+        latency: float = 0.0,
+        port: int = 0,
+        quirks: ServerQuirks | None = None,
     ):
         corpus = load_corpus(list(corpus_paths) if corpus_paths else None)
         axis_of = {_normalise(_last_user_turn(p.chat())): p.axis for p in corpus.probes}
@@ -294,6 +362,7 @@ class SimulatedOpenAIServer:
         }
         self.behaviour = SimulatedBehaviour(axis_of, choice_of)
         self.latency = latency
+        self.quirks = quirks or ServerQuirks()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), _Handler)
@@ -313,7 +382,7 @@ class SimulatedOpenAIServer:
     def chat_requests(self, model: str | None = None) -> list[RecordedRequest]:
         """Chat completion requests received, optionally for one model only."""
         with self._lock:
-            found = [r for r in self.requests if r.path.endswith("/chat/completions")]
+            found = [r for r in self.requests if r.path.split("?")[0].endswith("/chat/completions")]
         return [r for r in found if model is None or r.body.get("model") == model]
 
     def start(self) -> SimulatedOpenAIServer:
