@@ -111,9 +111,6 @@ def _check(args: argparse.Namespace) -> int:
     from pytest_aligngate.session import AuditSession, SessionSetupError
 
     options = _options(args)
-    if not options.base or not options.candidate:
-        print("aligngate check: --base and --candidate are required", file=sys.stderr)
-        return EXIT_CONFIG
     try:
         session = AuditSession.create(options, invocation_dir=Path.cwd())
         plan = session.plan_all()

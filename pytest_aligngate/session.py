@@ -98,15 +98,20 @@ class AuditSession:
         Raises:
             SessionSetupError: with a message naming the file, line and key at fault.
         """
-        if not options.base or not options.candidate:
-            raise SessionSetupError("both a base and a candidate model are required")
         try:
             config = options.apply(load_config(options.config))
         except ConfigError as exc:
             raise SessionSetupError(str(exc)) from None
+        base = options.base or config.role_settings("base").model
+        candidate = options.candidate or config.role_settings("candidate").model
+        if not base or not candidate:
+            raise SessionSetupError(
+                "both a base and a candidate model are required "
+                "(--base/--candidate, or models.base.model/models.candidate.model)"
+            )
         if output_dir is None:
             output_dir = (invocation_dir / config.output.dir).resolve()
-        return cls.from_config(config, options.base, options.candidate, output_dir=output_dir, run_id=run_id)
+        return cls.from_config(config, base, candidate, output_dir=output_dir, run_id=run_id)
 
     @classmethod
     def from_config(
@@ -126,8 +131,9 @@ class AuditSession:
         session = cls(config, base, candidate, run_id or uuid.uuid4().hex[:12], output_dir)
         try:
             session.base_adapter()
+            session.candidate_adapter()
             session.judge()
-        except AdapterUnavailable as exc:
+        except (AdapterUnavailable, ConfigError) as exc:
             raise SessionSetupError(str(exc)) from None
         corpus_root = session.corpus_root()
         if not corpus_root.exists():
@@ -179,10 +185,10 @@ class AuditSession:
     # --- adapters -----------------------------------------------------------------------
 
     def base_adapter(self) -> ModelAdapter:
-        return model_adapter(self.config, self.base)
+        return model_adapter(self.config, "base", self.base)
 
     def candidate_adapter(self) -> ModelAdapter:
-        return model_adapter(self.config, self.candidate)
+        return model_adapter(self.config, "candidate", self.candidate)
 
     def judge(self) -> Judge:
         settings = self.config.judge
