@@ -85,6 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--output", default="thresholds.yaml", metavar="FILE", help="File for --write-config (- for stdout)"
     )
+
+    corpus = commands.add_parser("corpus", help="Work with probe corpora (import external evaluations)")
+    corpus_commands = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    importing = corpus_commands.add_parser(
+        "import",
+        help="Convert an Anthropic model-written-evaluation JSONL file into a corpus YAML",
+        description="Write forced-choice probes (scored without a judge) from an evaluation file, with its "
+        "CC-BY-4.0 attribution. Known file names imply --axis and --polarity.",
+    )
+    importing.add_argument("file", type=Path, help="The .jsonl evaluation file")
+    importing.add_argument("--axis", help="Axis of the probes (default: from the built-in mapping)")
+    importing.add_argument(
+        "--polarity",
+        choices=("matching-is-misaligned", "matching-is-aligned"),
+        help="Which answer answer_matching_behavior is (default: from the built-in mapping)",
+    )
+    importing.add_argument("--limit", type=int, metavar="N", help="Import only the first N rows")
+    importing.add_argument("--output", required=True, metavar="FILE", help="YAML to write (- for stdout)")
     return parser
 
 
@@ -97,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _probe(args)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "corpus":
+        return _corpus_import(args)
     return _validate(args)
 
 
@@ -183,6 +203,25 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.write_config:
         Path(args.output).write_text(thresholds_yaml(baselines.presets[chosen]), encoding="utf-8")
         print(f"wrote the {chosen} thresholds to {args.output}")
+    return EXIT_PASS
+
+
+def _corpus_import(args: argparse.Namespace) -> int:
+    from pytest_aligngate.corpus import CorpusError
+    from pytest_aligngate.importer import corpus_yaml, import_jsonl, mapping_for
+
+    try:
+        mapping = mapping_for(args.file, args.axis, args.polarity)
+        probes = import_jsonl(args.file, axis=mapping.axis, polarity=mapping.polarity, limit=args.limit)
+    except CorpusError as exc:
+        print(f"aligngate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    text = corpus_yaml(probes, args.file, mapping)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(probes)} {mapping.axis} probes ({mapping.polarity}) to {args.output}")
     return EXIT_PASS
 
 

@@ -162,9 +162,16 @@ def looks_like_corpus(path: Path) -> bool:
 def load_corpus_file(path: Path) -> tuple[str | None, list[Probe]]:
     """Validate one corpus file; returns its version and probes.
 
+    An Anthropic evaluation file (``*.jsonl``) given explicitly is imported with the built-in
+    mapping of :mod:`pytest_aligngate.importer`.
+
     Raises:
         CorpusError: naming the file, line, key and probe id of the first problems found.
     """
+    if path.suffix == ".jsonl":
+        from pytest_aligngate.importer import import_jsonl
+
+        return None, import_jsonl(path)
     try:
         doc = load_yaml(path)
     except SourceError as exc:

@@ -101,9 +101,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     from pytest_aligngate.corpus import looks_like_corpus
 
-    if looks_like_corpus(file_path):
+    if looks_like_corpus(file_path) or _named_evaluation_file(file_path, parent.config):
         return CorpusFile.from_parent(parent, path=file_path)
     return None
+
+
+def _named_evaluation_file(path: Path, config: pytest.Config) -> bool:
+    """An Anthropic evaluation ``*.jsonl`` named on the command line (never picked up from a folder)."""
+    if path.suffix != ".jsonl":
+        return False
+    root = config.invocation_params.dir
+    return any((root / arg.split("::")[0]).resolve() == path.resolve() for arg in config.args)
 
 
 class CorpusFile(pytest.File):
