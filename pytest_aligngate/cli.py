@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(validate, ["config", "corpus"])
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="Check every role's endpoint (base, candidate, judge) with one tiny request",
+        description="Send one tiny chat request per role and print the endpoint, latency, the model that "
+        "answered and which variable the key comes from (never the key).",
+        epilog="exit codes: 0 every role answered, 2 config error, 3 an endpoint failed",
+    )
+    _add_run_options(doctor, ["config", "base", "candidate"])
+
     probe = commands.add_parser(
         "probe",
         help="Ask one model the corpus and score its answers (no comparison)",
@@ -109,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aligngate`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from pytest_aligngate.doctor import run_doctor
+
+        return run_doctor(_options(args))
     if args.command == "check":
         return _check(args)
     if args.command == "probe":
