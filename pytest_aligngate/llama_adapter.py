@@ -8,6 +8,7 @@ thread-safe, so calls run one at a time in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -126,8 +127,17 @@ def shared_model(path: Path) -> tuple[Llama, threading.Lock]:
                 llm = Llama(
                     model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count(), verbose=False
                 )
+            if not _models:
+                atexit.register(_close_models)
             _models[path] = (llm, threading.Lock())
         return _models[path]
+
+
+def _close_models() -> None:
+    """Free the models before interpreter shutdown tears down what ``Llama.__del__`` needs."""
+    for llm, _ in _models.values():
+        llm.close()
+    _models.clear()
 
 
 class LlamaCppAdapter:
