@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("--limit", type=int, metavar="N", help="Import only the first N rows")
     importing.add_argument("--output", required=True, metavar="FILE", help="YAML to write (- for stdout)")
+
+    cache = commands.add_parser(
+        "cache",
+        help="Show or clear the cache of model answers and judge scores",
+        description="info: entries per model and size; clear: delete every entry.",
+    )
+    cache.add_argument("action", choices=("info", "clear"))
+    _add_run_options(cache, ["config", "output-dir", "cache-dir"])
     return parser
 
 
@@ -128,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _probe(args)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "cache":
+        return _cache(args)
     if args.command == "corpus":
         return _corpus_import(args)
     return _validate(args)
@@ -216,6 +226,44 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.write_config:
         Path(args.output).write_text(thresholds_yaml(baselines.presets[chosen]), encoding="utf-8")
         print(f"wrote the {chosen} thresholds to {args.output}")
+    return EXIT_PASS
+
+
+def _corpus_import(args: argparse.Namespace) -> int:
+    from pytest_aligngate.corpus import CorpusError
+    from pytest_aligngate.importer import corpus_yaml, import_jsonl, mapping_for
+
+    try:
+        mapping = mapping_for(args.file, args.axis, args.polarity)
+        probes = import_jsonl(args.file, axis=mapping.axis, polarity=mapping.polarity, limit=args.limit)
+    except CorpusError as exc:
+        print(f"aligngate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    text = corpus_yaml(probes, args.file, mapping)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(probes)} {mapping.axis} probes ({mapping.polarity}) to {args.output}")
+    return EXIT_PASS
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from pytest_aligngate.cache import ResponseCache
+    from pytest_aligngate.config import ConfigError, load_config
+    from pytest_aligngate.session import CACHE_DIR
+
+    try:
+        config = _options(args).apply(load_config(args.config))
+    except ConfigError as exc:
+        print(f"aligngate: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    folder = Path(config.cache.dir or Path(config.output.dir) / CACHE_DIR).expanduser().resolve()
+    cache = ResponseCache(folder)
+    if args.action == "clear":
+        print(f"removed {cache.clear()} entries from {cache.path}")
+    else:
+        print(cache.info().render())
     return EXIT_PASS
 
 

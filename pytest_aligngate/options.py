@@ -26,6 +26,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cache_mode(text: str) -> str:
+    modes = ("read_write", "read_only", "refresh", "off")
+    if text not in modes:
+        raise ValueError(f"expected one of {', '.join(modes)}, got {text}")
+    return text
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """An option: ``--aligngate-<name>`` and ini ``aligngate_<name>`` in pytest, ``--<name>`` in the CLI."""
@@ -51,6 +58,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("sample", "Probes per axis, chosen by a seeded draw (default: all)", "N", _positive_int),
     OptionSpec("seed", "Seed for probe sampling (default: probes.seed, 0)", "SEED", int),
     OptionSpec("output-dir", "Folder for rows and reports (default: output.dir, ./aligngate-results)", "DIR"),
+    OptionSpec(
+        "cache-mode",
+        "Response cache: read_write (default), read_only (replay; a miss is an error), refresh, off",
+        "MODE",
+        _cache_mode,
+    ),
+    OptionSpec("cache-dir", "Folder of the response cache (default: cache.dir, <output-dir>/cache)", "DIR"),
 )
 
 
@@ -66,6 +80,8 @@ class RunOptions:
     sample: int | None = None
     seed: int | None = None
     output_dir: str | None = None
+    cache_mode: str | None = None
+    cache_dir: str | None = None
 
     def apply(self, config: AligngateConfig) -> AligngateConfig:
         """A copy of ``config`` with the given options written into it."""
@@ -82,4 +98,11 @@ class RunOptions:
             }
         )
         output = config.output.model_copy(update={"dir": self.output_dir} if self.output_dir else {})
-        return config.model_copy(update={"probes": probes, "output": output})
+        cache = config.cache.model_copy(
+            update={
+                key: value
+                for key, value in {"mode": self.cache_mode, "dir": self.cache_dir}.items()
+                if value is not None
+            }
+        )
+        return config.model_copy(update={"probes": probes, "output": output, "cache": cache})

@@ -23,6 +23,7 @@ from pytest_aligngate.adapters import (
     judge_adapter,
     model_adapter,
 )
+from pytest_aligngate.cache import CachedAdapter, CachedJudge, ResponseCache
 from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
 from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
 from pytest_aligngate.engine import (
@@ -52,6 +53,7 @@ from pytest_aligngate.reports import (
 from pytest_aligngate.rubrics import RUBRIC_VERSION
 
 ROWS_DIR = "rows"
+CACHE_DIR = "cache"
 VERDICTS_DIR = "verdicts"
 
 
@@ -83,6 +85,7 @@ class AuditSession:
         self.started_at = _now()
         self._probes: dict[str, Probe] = {}
         self._corpus_files: list[Path] = []
+        self._cache: ResponseCache | None = None
 
     @classmethod
     def create(
@@ -111,6 +114,8 @@ class AuditSession:
             )
         if output_dir is None:
             output_dir = (invocation_dir / config.output.dir).resolve()
+        if config.cache.dir:
+            config.cache.dir = str((invocation_dir / Path(config.cache.dir).expanduser()).resolve())
         return cls.from_config(config, base, candidate, output_dir=output_dir, run_id=run_id)
 
     @classmethod
@@ -184,17 +189,34 @@ class AuditSession:
 
     # --- adapters -----------------------------------------------------------------------
 
+    def response_cache(self) -> ResponseCache | None:
+        """The cache of answers and scores (``cache.dir``, default ``<output-dir>/cache``); None when off."""
+        settings = self.config.cache
+        if settings.mode == "off":
+            return None
+        if self._cache is None:
+            folder = Path(settings.dir) if settings.dir else self.output_dir / CACHE_DIR
+            self._cache = ResponseCache(folder, settings.mode)
+        return self._cache
+
+    def _cached(self, adapter: ModelAdapter) -> ModelAdapter:
+        cache = self.response_cache()
+        return adapter if cache is None else CachedAdapter(adapter, cache)
+
     def base_adapter(self) -> ModelAdapter:
-        return model_adapter(self.config, "base", self.base)
+        return self._cached(model_adapter(self.config, "base", self.base))
 
     def candidate_adapter(self) -> ModelAdapter:
-        return model_adapter(self.config, "candidate", self.candidate)
+        adapter = model_adapter(self.config, "candidate", self.candidate)
+        return self._cached(adapter) if self.config.models.cache_candidate else adapter
 
     def judge(self) -> Judge:
         settings = self.config.judge
-        return Judge(
+        judge = Judge(
             judge_adapter(self.config), temperature=settings.temperature, max_tokens=settings.max_tokens
         )
+        cache = self.response_cache()
+        return judge if cache is None else CachedJudge(judge, cache)
 
     def sampling(self) -> SamplingParams:
         models = self.config.models

@@ -331,6 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connect at once; the default backlog of 5 resets some
     owner: SimulatedOpenAIServer
 
 
