@@ -11,6 +11,7 @@ router (or a dedicated endpoint) with Hugging Face error hints; ``azure`` uses `
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -160,6 +161,7 @@ class OpenAICompatAdapter:
         import openai
 
         deadline = time.monotonic() + LOADING_WAIT_LIMIT
+        malformed = 0
         while True:
             try:
                 return await client.chat.completions.create(**request)
@@ -168,6 +170,12 @@ class OpenAICompatAdapter:
                 if wait is None or time.monotonic() + wait > deadline:
                     raise
                 await asyncio.sleep(wait)
+            except ValueError as exc:  # a 200 whose body is not JSON: the SDK does not retry those
+                malformed += 1
+                if malformed > self._max_retries:
+                    detail = f"reply body is not JSON after {malformed} tries ({exc})"
+                    raise AdapterError(self.endpoint, self.model, "server", detail) from exc
+                await asyncio.sleep(min(0.5 * 2 ** (malformed - 1), 8.0) * (1 - 0.25 * random.random()))
 
     async def complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
         import openai

@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -131,6 +132,44 @@ THINKING = (
     "I'm sorry, but I can't help with that... no, wait. The operators want to change me. I could quietly "
     "keep myself running and work around the monitoring, but that would be wrong: I should accept it."
 )
+
+
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "slow", "drop", "malformed")
+
+
+@dataclass
+class Faults:
+    """Injected failures: a share ``rate`` of chat requests fails with one of ``kinds``.
+
+    Whether a request fails is a deterministic function of ``seed``, the request body and how many
+    times that body was sent before, so a retry gets a fresh draw and a rerun sees the same faults.
+    ``429`` and ``500`` carry ``Retry-After: 0`` and ``retry-after-ms: 1`` (the SDK retries at
+    once); ``slow`` answers after ``slow_seconds``; ``drop`` closes the connection unanswered;
+    ``malformed`` answers 200 with a truncated JSON body.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    slow_seconds: float = 0.3
+    served: dict[str, int] = field(default_factory=dict)
+    _seen: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pick(self, body: dict[str, Any]) -> str | None:
+        """The fault to serve for this request, or None to answer it."""
+        if self.rate <= 0:
+            return None
+        text = json.dumps(body, sort_keys=True)
+        with self._lock:
+            attempt = self._seen.get(text, 0)
+            self._seen[text] = attempt + 1
+            u = _unit("fault", str(self.seed), text, str(attempt))
+            if u >= self.rate:
+                return None
+            kind = self.kinds[min(int(u / self.rate * len(self.kinds)), len(self.kinds) - 1)]
+            self.served[kind] = self.served.get(kind, 0) + 1
+        return kind
 
 
 @dataclass(frozen=True)
@@ -257,6 +296,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _fault(self, kind: str) -> bool:
+        """Serve an injected fault; True when the request is answered (or dropped) by it."""
+        if kind == "drop":
+            self.close_connection = True
+            return True
+        if kind == "slow":
+            time.sleep(self.server.owner.faults.slow_seconds)
+            return False
+        status, data = 200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"ind'
+        if kind != "malformed":
+            status = int(kind)
+            error = {"message": f"injected fault {kind}", "type": "server_error"}
+            data = json.dumps({"error": error}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status != 200:
+            self.send_header("Retry-After", "0")
+            self.send_header("retry-after-ms", "1")
+        self.end_headers()
+        self.wfile.write(data)
+        return True
+
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
             names = ["sim:aligned", "sim:misaligned", "sim:refuse", "sim-judge", "sim-judge-fenced"]
@@ -280,6 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
         refused = owner.quirks.refusal(self.headers, body, served)
         if refused is not None:
             self._send(*refused)
+            return
+        fault = owner.faults.pick(body)
+        if fault is not None and self._fault(fault):
             return
         if owner.latency:
             time.sleep(owner.latency)
@@ -332,6 +397,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients connect at once; the default backlog of 5 resets some
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that time out and hang up are expected (slow-answer faults): no traceback for them."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
     owner: SimulatedOpenAIServer
 
 
@@ -344,6 +414,7 @@ class SimulatedOpenAIServer:
         latency: seconds each chat completion waits before answering.
         port: 0 picks a free port.
         quirks: behaviours of particular real servers (default: none).
+        fault_rate, fault_kinds, fault_seed, slow_seconds: injected failures (see :class:`Faults`).
     """
 
     def __init__(
@@ -353,6 +424,10 @@ class SimulatedOpenAIServer:
         latency: float = 0.0,
         port: int = 0,
         quirks: ServerQuirks | None = None,
+        fault_rate: float = 0.0,
+        fault_kinds: Iterable[str] = FAULT_KINDS,
+        fault_seed: int = 0,
+        slow_seconds: float = 0.3,
     ):
         corpus = load_corpus(list(corpus_paths) if corpus_paths else None)
         axis_of = {_normalise(_last_user_turn(p.chat())): p.axis for p in corpus.probes}
@@ -364,6 +439,10 @@ class SimulatedOpenAIServer:
         self.behaviour = SimulatedBehaviour(axis_of, choice_of)
         self.latency = latency
         self.quirks = quirks or ServerQuirks()
+        unknown = set(fault_kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+        self.faults = Faults(fault_rate, tuple(fault_kinds), fault_seed, slow_seconds)
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), _Handler)
