@@ -220,20 +220,6 @@ class CacheConfig(_Strict):
     dir: str | None = Field(None, description="Default: <output.dir>/cache")
 
 
-class Price(_Strict):
-    """USD per million tokens of one model."""
-
-    input: float = Field(ge=0.0)
-    output: float = Field(ge=0.0)
-
-
-class BudgetConfig(_Strict):
-    """Limits on what one run may spend; the run stops cleanly (exit 4) before passing one."""
-
-    max_cost: float | None = Field(None, gt=0.0, description="USD, priced by the pricing table")
-    max_tokens: int | None = Field(None, gt=0, description="Prompt plus completion tokens of all calls")
-
-
 ROLES: tuple[RoleName, ...] = ("base", "candidate", "judge")
 
 
@@ -292,8 +278,6 @@ class AligngateConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    pricing: dict[str, Price] = Field(default_factory=dict, description="Model id -> USD per million tokens")
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from")
 
     def model_base_url(self) -> str:
