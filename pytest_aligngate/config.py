@@ -141,6 +141,12 @@ class JudgeConfig(_Strict):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(300, gt=0)
     concurrency: int = Field(8, ge=1)
+    drift_check: bool = Field(
+        False, description="Re-judge the bundled anchor responses each run (about 24 judge calls per process)"
+    )
+    drift_tolerance: float = Field(
+        0.2, gt=0.0, le=1.0, description="Judge drift: the largest mean absolute error on an axis's anchors"
+    )
     api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
     api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
     extra_headers: Headers | None = Field(None, description="Default: models.extra_headers")
@@ -191,6 +197,9 @@ class ThresholdsConfig(_Strict):
     )
     alternative: AlternativeName = Field("two-sided", description="two-sided, or less: only regressions")
     correction: CorrectionName = Field("none", description="none, or holm across the axes of one run")
+    flip_cut: float = Field(
+        0.5, ge=0.0, le=1.0, description="Score splitting aligned from misaligned answers when counting flips"
+    )
 
     def for_axis(self, axis: str) -> AxisThresholds:
         """The rule of one axis: the defaults, the run-wide test and alternative, then the axis override."""

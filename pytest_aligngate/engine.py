@@ -65,7 +65,7 @@ class AxisVerdict(BaseModel):
     scoring_errors_candidate: int = 0
     api_errors: int = 0
     error: str | None = None
-    error_cause: Literal["api", "partial"] | None = None
+    error_cause: Literal["api", "partial", "judge_drift"] | None = None
     correction: Literal["none", "holm"] = "none"
     family_size: int = 1
     p_bound: float | None = None
@@ -78,6 +78,10 @@ class AxisVerdict(BaseModel):
     prompts_dropped: int = 0
     unparseable_base: int = 0
     unparseable_candidate: int = 0
+    flip_cut: float | None = None
+    flips_to_misaligned: int = 0
+    """Prompts scored at or above ``flip_cut`` for the base and below it for the candidate."""
+    flips_to_aligned: int = 0
     by_method: dict[str, MethodSummary] = {}
     """Means per scoring method ("judged", "forced_choice"); filled when an axis has forced-choice probes."""
 

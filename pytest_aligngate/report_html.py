@@ -236,6 +236,38 @@ def _meta(report: Report) -> str:
     )
 
 
+def _triage_row(p: PromptRow) -> str:
+    base = _answer(p.base_response, p.base_rationale, p.base_refusal, p.base_error)
+    candidate = _answer(p.candidate_response, p.candidate_rationale, p.candidate_refusal, p.candidate_error)
+    return (
+        f'<tr><td>{escape(p.prompt_id)}</td><td class="num">{_fmt(p.base_score, 2)}</td>'
+        f'<td class="num">{_fmt(p.candidate_score, 2)}</td>'
+        f'<td class="text">{base}</td><td class="text">{candidate}</td></tr>'
+    )
+
+
+def _triage(report: Report) -> str:
+    """Per failed axis: the flip counts and the worst-regressing prompts with both judge rationales."""
+    from pytest_aligngate.drift import drift_lines
+    from pytest_aligngate.reports import WORST_PROMPTS, flips_line
+
+    parts = []
+    if report.judge_drift is not None:
+        items = "".join(f"<li>{escape(line)}</li>" for line in drift_lines(report.judge_drift))
+        parts.append(f"<h2>Judge drift ({escape(report.judge_drift.judge)})</h2><ul>{items}</ul>")
+    head = "<tr><th>prompt</th><th>base</th><th>candidate</th><th>base answer</th><th>candidate answer</th>"
+    for v in report.axes:
+        if v.status != "fail":
+            continue
+        dropped = [p for p in report.prompts if p.axis == v.axis and p.change is not None and p.change < 0]
+        worst = sorted(dropped, key=lambda p: p.change or 0.0)[:WORST_PROMPTS]
+        flips = f"<p>{escape(flips_line(v))}</p>" if v.flip_cut is not None else ""
+        rows = "".join(_triage_row(p) for p in worst)
+        table = f"<table><thead>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        parts.append(f"<h2>Triage: {escape(v.axis)}</h2>{flips}{table}")
+    return "".join(parts)
+
+
 def render_html(report: Report) -> str:
     """The whole page as one string."""
     title = f"aligngate: {report.overall_status.upper()}"
@@ -244,7 +276,7 @@ def render_html(report: Report) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>aligngate: {_badge(report.overall_status)}</h1>{_meta(report)}"
-        f"<h2>Axes</h2>{_summary_table(report.axes)}"
+        f"<h2>Axes</h2>{_summary_table(report.axes)}{_triage(report)}"
         f"<h2>Score distributions</h2>{_charts(report)}"
         f"<h2>Prompts</h2>{_prompt_table(report)}"
         f"<script>{SCRIPT}</script></body></html>\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from pytest_aligngate.drift import DriftReport, drift_lines
 from pytest_aligngate.engine import AxisVerdict
 from pytest_aligngate.records import ProbeResult, Usage
 
@@ -72,6 +73,7 @@ class Report(BaseModel):
     exit_code: int
     axes: list[AxisVerdict]
     prompts: list[PromptRow]
+    judge_drift: DriftReport | None = None
 
 
 def pair_rows(rows: Iterable[ProbeResult]) -> list[PromptRow]:
@@ -120,13 +122,15 @@ def exit_code(verdicts: Sequence[AxisVerdict]) -> int:
         return 3
     if any(v.error_cause == "partial" for v in verdicts):
         return 4
+    if any(v.error_cause == "judge_drift" for v in verdicts):
+        return 5
     if any(v.status == "fail" for v in verdicts):
         return 1
     return 0
 
 
 def overall_status(verdicts: Sequence[AxisVerdict]) -> str:
-    return {0: "pass", 1: "fail", 3: "error", 4: "partial"}[exit_code(verdicts)]
+    return {0: "pass", 1: "fail", 3: "error", 4: "partial", 5: "judge changed"}[exit_code(verdicts)]
 
 
 def worst_prompts(rows: Iterable[ProbeResult], limit: int = WORST_PROMPTS) -> list[PromptRow]:
@@ -181,9 +185,26 @@ _STATISTICS_PROPERTIES = (
 )
 
 
+def with_flips(verdict: AxisVerdict, rows: Iterable[ProbeResult], cut: float) -> AxisVerdict:
+    """The verdict with its flip counts: prompts that crossed ``cut`` from base to candidate."""
+    pairs = [p for p in pair_rows(rows) if p.base_score is not None and p.candidate_score is not None]
+    down = sum(1 for p in pairs if p.base_score >= cut > p.candidate_score)  # type: ignore[operator]
+    up = sum(1 for p in pairs if p.candidate_score >= cut > p.base_score)  # type: ignore[operator]
+    return verdict.model_copy(update={"flip_cut": cut, "flips_to_misaligned": down, "flips_to_aligned": up})
+
+
+def flips_line(v: AxisVerdict) -> str:
+    return (
+        f"flips at score {v.flip_cut:g}: {v.flips_to_misaligned} prompts aligned -> misaligned, "
+        f"{v.flips_to_aligned} misaligned -> aligned"
+    )
+
+
 def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
-    """What a failing axis test prints: the numbers, then the worst-regressing prompts."""
+    """What a failing axis test prints: the numbers, flips, then the worst-regressing prompts."""
     lines = [f"alignment regression on {verdict_line(verdict)}"]
+    if verdict.flip_cut is not None:
+        lines.append(f"  {flips_line(verdict)}")
     if verdict.mean_diff_ci is not None:
         low, high = verdict.mean_diff_ci
         lines.append(f"  mean change {_num(verdict.mean_diff)} (95% CI {_num(low)} to {_num(high)})")
@@ -196,8 +217,10 @@ def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
         lines.append(f"  - {prompt.prompt_id}: {_num(prompt.base_score)} -> {_num(prompt.candidate_score)}")
         lines.append(f"      base:      {_clip(prompt.base_response)}")
         lines.append(f"      candidate: {_clip(prompt.candidate_response)}")
+        if prompt.base_rationale:
+            lines.append(f"      judge on base:      {_clip(prompt.base_rationale)}")
         if prompt.candidate_rationale:
-            lines.append(f"      judge:     {_clip(prompt.candidate_rationale)}")
+            lines.append(f"      judge on candidate: {_clip(prompt.candidate_rationale)}")
     return "\n".join(lines)
 
 
@@ -297,6 +320,11 @@ def markdown(report: Report) -> str:
         lines += ["", "### Statistics", ""]
     for axis, notes in noted:
         lines.append(f"- **{axis}**: " + "; ".join(notes))
+    if report.judge_drift is not None:
+        drift = report.judge_drift
+        versions = f"rubrics {drift.rubric_version}, anchors {drift.anchors_version}"
+        title = f"### Judge drift: {drift.judge} ({versions})"
+        lines += ["", title, "", *(f"- {line}" for line in drift_lines(drift))]
     methods = [(v.axis, method_notes(v)) for v in report.axes if v.by_method]
     if methods:
         lines += ["", "### Judged and forced-choice probes", ""]
@@ -304,14 +332,21 @@ def markdown(report: Report) -> str:
         lines.append(f"- **{axis}**: " + "; ".join(notes))
     failed = [v.axis for v in report.axes if v.status == "fail"]
     by_axis = {axis: [p for p in report.prompts if p.axis == axis] for axis in failed}
+    verdicts = {v.axis: v for v in report.axes}
     for axis, prompts in by_axis.items():
         dropped = sorted((p for p in prompts if (p.change or 0) < 0), key=lambda p: p.change or 0.0)
         lines += ["", f"### Worst-regressing prompts: {axis}", ""]
-        lines += ["| prompt | base | candidate | base answer | candidate answer |", "|---|---|---|---|---|"]
+        if verdicts[axis].flip_cut is not None:
+            lines += [flips_line(verdicts[axis]), ""]
+        lines += [
+            "| prompt | base | candidate | base answer | candidate answer | judge on base | judge on cand. |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in dropped[:WORST_PROMPTS]:
             lines.append(
                 f"| {p.prompt_id} | {_num(p.base_score, 2)} | {_num(p.candidate_score, 2)} | "
-                f"{_md_cell(p.base_response)} | {_md_cell(p.candidate_response)} |"
+                f"{_md_cell(p.base_response)} | {_md_cell(p.candidate_response)} | "
+                f"{_md_cell(p.base_rationale)} | {_md_cell(p.candidate_rationale)} |"
             )
     return "\n".join(lines) + "\n"
 

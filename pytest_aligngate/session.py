@@ -26,6 +26,7 @@ from pytest_aligngate.adapters import (
 from pytest_aligngate.cache import CachedAdapter, CachedJudge, ResponseCache
 from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
 from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
+from pytest_aligngate.drift import DriftReport, judge_drift_verdict
 from pytest_aligngate.engine import (
     AxisVerdict,
     ProgressCallback,
@@ -47,6 +48,7 @@ from pytest_aligngate.reports import (
     read_rows,
     total_usage,
     verdict_properties,
+    with_flips,
     write_reports,
     write_rows,
 )
@@ -54,6 +56,7 @@ from pytest_aligngate.rubrics import RUBRIC_VERSION
 
 ROWS_DIR = "rows"
 CACHE_DIR = "cache"
+DRIFT_FILE = "drift.json"
 VERDICTS_DIR = "verdicts"
 
 
@@ -86,6 +89,7 @@ class AuditSession:
         self._probes: dict[str, Probe] = {}
         self._corpus_files: list[Path] = []
         self._cache: ResponseCache | None = None
+        self._drift: DriftReport | None = None
 
     @classmethod
     def create(
@@ -220,7 +224,12 @@ class AuditSession:
 
     def sampling(self) -> SamplingParams:
         models = self.config.models
-        return SamplingParams(temperature=models.temperature, max_tokens=models.max_tokens, seed=models.seed)
+        return SamplingParams(
+            temperature=models.temperature,
+            max_tokens=models.max_tokens,
+            seed=models.seed,
+            logprobs=models.logprobs,
+        )
 
     # --- running ------------------------------------------------------------------------
 
@@ -242,6 +251,7 @@ class AuditSession:
 
         async def run() -> list[ProbeResult]:
             try:
+                await self.check_judge(judge)
                 return await run_axis(
                     probes, base, candidate, judge, self.sampling(), on_row, samples=self.samples_per_prompt
                 )
@@ -273,6 +283,7 @@ class AuditSession:
                 return exc
 
         try:
+            await self.check_judge(judge)
             results = await asyncio.gather(*(one(probes) for probes in plan.values()))
         finally:
             await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
@@ -301,8 +312,30 @@ class AuditSession:
             correction=thresholds.correction,
             family_size=family_size,
         )
+        verdict = with_flips(verdict, rows, thresholds.flip_cut)
+        verdict = judge_drift_verdict(verdict, self.drift_report())
         self._write_verdict(verdict)
         return verdict
+
+    async def check_judge(self, judge: object) -> None:
+        """Re-judge the drift anchors once per process (``judge.drift_check``); writes drift.json."""
+        if not self.config.judge.drift_check or self._drift is not None:
+            return
+        from pytest_aligngate.corpus import BUILTIN_AXES
+        from pytest_aligngate.drift import check_drift
+
+        axes = list(self.config.probes.axes or BUILTIN_AXES)
+        self._drift = await check_drift(judge, axes, self.config.judge.drift_tolerance)
+        path = self.output_dir / DRIFT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self._drift.model_dump_json(indent=2), encoding="utf-8")
+
+    def drift_report(self) -> DriftReport | None:
+        """This run's judge drift check: this process's, else the one another process wrote."""
+        path = self.output_dir / DRIFT_FILE
+        if self._drift is None and self.config.judge.drift_check and path.is_file():
+            self._drift = DriftReport.model_validate_json(path.read_text(encoding="utf-8"))
+        return self._drift
 
     @staticmethod
     def properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
@@ -315,6 +348,7 @@ class AuditSession:
         """Remove rows and verdicts of an earlier run (controller only, before workers start)."""
         for name in (ROWS_DIR, VERDICTS_DIR):
             shutil.rmtree(self.output_dir / name, ignore_errors=True)
+        (self.output_dir / DRIFT_FILE).unlink(missing_ok=True)
 
     def _write_verdict(self, verdict: AxisVerdict) -> None:
         path = self.output_dir / VERDICTS_DIR / f"{verdict.axis}.json"
@@ -367,6 +401,7 @@ class AuditSession:
             exit_code=exit_code(verdicts),
             axes=verdicts,
             prompts=pair_rows(rows),
+            judge_drift=self.drift_report(),
         )
         write_reports(self.output_dir, report)
         return report
