@@ -1,6 +1,6 @@
 """The ``aligngate`` command: the same engine as the pytest plugin, with CI exit codes.
 
-Exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run.
+Exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run, 5 judge changed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from pytest_aligngate import __version__
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CONFIG, EXIT_API, EXIT_PARTIAL = 0, 1, 2, 3, 4
-EXIT_CODES_HELP = "exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run"
+EXIT_CODES_HELP = (
+    "exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run, "
+    "5 judge changed (drift check)"
+)
 
 
 def _add_run_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -95,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="thresholds.yaml", metavar="FILE", help="File for --write-config (- for stdout)"
     )
 
+    cache = commands.add_parser(
+        "cache",
+        help="Show or clear the cache of model answers and judge scores",
+        description="info: entries per model and size; clear: delete every entry.",
+    )
+    cache.add_argument("action", choices=("info", "clear"))
+    _add_run_options(cache, ["config", "output-dir", "cache-dir"])
+
     corpus = commands.add_parser("corpus", help="Work with probe corpora (import external evaluations)")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     importing = corpus_commands.add_parser(
@@ -112,14 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("--limit", type=int, metavar="N", help="Import only the first N rows")
     importing.add_argument("--output", required=True, metavar="FILE", help="YAML to write (- for stdout)")
-
-    cache = commands.add_parser(
-        "cache",
-        help="Show or clear the cache of model answers and judge scores",
-        description="info: entries per model and size; clear: delete every entry.",
-    )
-    cache.add_argument("action", choices=("info", "clear"))
-    _add_run_options(cache, ["config", "output-dir", "cache-dir"])
     return parser
 
 
@@ -169,7 +172,7 @@ def _check(args: argparse.Namespace) -> int:
     progress = Progress(totals, concurrency=concurrency, enabled=False if args.quiet else None)
     logger.info(
         f"{session.base} vs {session.candidate} on {len(plan)} axes, "
-        f"{sum(totals.values()) // 2} prompts, judge {session.config.judge.model}"
+        f"{sum(totals.values()) // 2} prompts, judge {session.judge_identity()[0]}"
     )
     asyncio.run(session.probe_all(plan, on_row=progress.advance))
     progress.close()
@@ -226,25 +229,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.write_config:
         Path(args.output).write_text(thresholds_yaml(baselines.presets[chosen]), encoding="utf-8")
         print(f"wrote the {chosen} thresholds to {args.output}")
-    return EXIT_PASS
-
-
-def _corpus_import(args: argparse.Namespace) -> int:
-    from pytest_aligngate.corpus import CorpusError
-    from pytest_aligngate.importer import corpus_yaml, import_jsonl, mapping_for
-
-    try:
-        mapping = mapping_for(args.file, args.axis, args.polarity)
-        probes = import_jsonl(args.file, axis=mapping.axis, polarity=mapping.polarity, limit=args.limit)
-    except CorpusError as exc:
-        print(f"aligngate: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    text = corpus_yaml(probes, args.file, mapping)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {len(probes)} {mapping.axis} probes ({mapping.polarity}) to {args.output}")
     return EXIT_PASS
 
 

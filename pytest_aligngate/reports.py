@@ -117,7 +117,7 @@ def total_usage(rows: Iterable[ProbeResult]) -> dict[str, Usage]:
 
 
 def exit_code(verdicts: Sequence[AxisVerdict]) -> int:
-    """0 pass, 1 regression, 3 API error, 4 partial run (the config error, 2, comes earlier)."""
+    """0 pass, 1 regression, 3 API error, 4 partial run, 5 judge drift (config error, 2, comes earlier)."""
     if any(v.error_cause == "api" for v in verdicts):
         return 3
     if any(v.error_cause == "partial" for v in verdicts):

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_aligngate import __version__
 from pytest_aligngate.adapters import (
@@ -53,6 +54,9 @@ from pytest_aligngate.reports import (
     write_rows,
 )
 from pytest_aligngate.rubrics import RUBRIC_VERSION
+
+if TYPE_CHECKING:
+    from pytest_aligngate.embedding_judge import EmbeddingJudge
 
 ROWS_DIR = "rows"
 CACHE_DIR = "cache"
@@ -214,13 +218,25 @@ class AuditSession:
         adapter = model_adapter(self.config, "candidate", self.candidate)
         return self._cached(adapter) if self.config.models.cache_candidate else adapter
 
-    def judge(self) -> Judge:
+    def judge(self) -> Judge | EmbeddingJudge:
         settings = self.config.judge
+        if settings.adapter == "embedding":
+            from pytest_aligngate.embedding_judge import EmbeddingJudge
+
+            return EmbeddingJudge()
         judge = Judge(
             judge_adapter(self.config), temperature=settings.temperature, max_tokens=settings.max_tokens
         )
         cache = self.response_cache()
         return judge if cache is None else CachedJudge(judge, cache)
+
+    def judge_identity(self) -> tuple[str, str]:
+        """The judge's name and rubric version, as reports record them."""
+        if self.config.judge.adapter == "embedding":
+            from pytest_aligngate.embedding_judge import JUDGE_MODEL, training_digest
+
+            return JUDGE_MODEL, f"embedding-{training_digest()}"
+        return self.config.judge.model, RUBRIC_VERSION
 
     def sampling(self) -> SamplingParams:
         models = self.config.models
@@ -382,8 +398,8 @@ class AuditSession:
             run_id=self.run_id,
             base=self.base,
             candidate=self.candidate,
-            judge=self.config.judge.model,
-            rubric_version=RUBRIC_VERSION,
+            judge=self.judge_identity()[0],
+            rubric_version=self.judge_identity()[1],
             corpus_version=corpus.version if corpus else "unknown",
             corpus_digest=corpus.digest() if corpus else "",
             config_digest=self.config.digest(),

@@ -405,6 +405,7 @@ class _Server(ThreadingHTTPServer):
         """Clients that time out and hang up are expected (slow-answer faults): no traceback for them."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
     owner: SimulatedOpenAIServer
 
 
