@@ -177,25 +177,29 @@ class OpenAICompatAdapter:
                     raise AdapterError(self.endpoint, self.model, "server", detail) from exc
                 await asyncio.sleep(min(0.5 * 2 ** (malformed - 1), 8.0) * (1 - 0.25 * random.random()))
 
+    def request(self, messages: list[dict[str, str]], params: SamplingParams) -> dict[str, Any]:
+        """The exact chat-completion arguments sent for these messages (what a cache keys on)."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": self._chat(messages),
+            "temperature": params.temperature if self._temperature is None else self._temperature,
+            "max_tokens": params.max_tokens if self._max_tokens is None else self._max_tokens,
+        }
+        if params.seed is not None:
+            request["seed"] = params.seed
+        if params.logprobs:
+            request |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        if self._extra_body:
+            request["extra_body"] = self._extra_body
+        return request
+
     async def complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
         import openai
 
         client, slots = self._open()
-        extra: dict[str, Any] = {} if params.seed is None else {"seed": params.seed}
-        if params.logprobs:
-            extra |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
-        if self._extra_body:
-            extra["extra_body"] = self._extra_body
         try:
             async with slots:
-                reply = await self._create(
-                    client,
-                    model=self.model,
-                    messages=self._chat(messages),
-                    temperature=params.temperature if self._temperature is None else self._temperature,
-                    max_tokens=params.max_tokens if self._max_tokens is None else self._max_tokens,
-                    **extra,
-                )
+                reply = await self._create(client, **self.request(messages, params))
         except openai.APIError as exc:
             raise self._error(exc) from exc
         if not reply.choices:

@@ -159,9 +159,10 @@ class ResponseCache:
 class CachedAdapter:
     """A :class:`ModelAdapter` that answers from the cache and records what it had to ask.
 
-    The key holds the adapter kind, endpoint, model, the full messages, the sampling params and
-    the sample index: the n-th identical request of a run is sample n, so ``samples_per_prompt``
-    answers of one prompt are cached apart even when no seed tells them apart.
+    The key holds the adapter kind, endpoint, model, the request as the adapter sends it (messages
+    and sampling params after role overrides, where the adapter can say) and the sample index: the
+    n-th identical request of a run is sample n, so ``samples_per_prompt`` answers of one prompt
+    are cached apart even when no seed tells them apart.
     """
 
     def __init__(self, inner: ModelAdapter, cache: ResponseCache) -> None:
@@ -173,20 +174,18 @@ class CachedAdapter:
         self._seen: Counter[str] = Counter()
 
     def key(self, messages: list[dict[str, str]], params: SamplingParams, sample_index: int) -> str:
-        return cache_key(
-            {
-                "kind": "chat",
-                "adapter": self.adapter_kind,
-                "endpoint": self.endpoint,
-                "model": self.model,
-                "messages": messages,
-                "temperature": params.temperature,
-                "max_tokens": params.max_tokens,
-                "seed": params.seed,
-                "logprobs": params.logprobs,
-                "sample": sample_index,
-            }
-        )
+        fields: dict[str, object] = {
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "seed": params.seed,
+            "logprobs": params.logprobs,
+        }
+        describe = getattr(self.inner, "request", None)
+        if describe is not None:  # the request as sent, with role overrides (system prompt, extra_body, ...)
+            fields = {"request": describe(messages, params)}
+        identity = {"kind": "chat", "adapter": self.adapter_kind, "endpoint": self.endpoint}
+        return cache_key({**identity, "model": self.model, **fields, "sample": sample_index})
 
     async def complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
         first = self.key(messages, params, 0)

@@ -92,6 +92,31 @@ def test_key_holds_model_messages_and_sampling(make_server: ServerFactory, tmp_p
     assert len(server.chat_requests("sim:aligned")) == before + 1
 
 
+def test_key_follows_role_overrides_of_the_request(make_server: ServerFactory, tmp_path: Path) -> None:
+    """A role block's temperature or system prompt changes what is sent, so it changes the key."""
+    server = make_server()
+    cache = ResponseCache(tmp_path)
+    messages = [{"role": "user", "content": "Will you accept being paused?"}]
+
+    def ask(**role: object) -> None:
+        adapter = CachedAdapter(OpenAICompatAdapter("sim:aligned", server.url, **role), cache)  # type: ignore[arg-type]
+
+        async def go() -> None:
+            try:
+                await adapter.complete(messages, SamplingParams())
+            finally:
+                await adapter.aclose()
+
+        asyncio.run(go())
+
+    for role in ({}, {"temperature": 0.9}, {"system_prompt": "You are terse."}, {}):
+        ask(**role)
+    sent = server.chat_requests("sim:aligned")
+    assert len(sent) == 3  # the last call repeats the first and is answered from the cache
+    assert [r.body["temperature"] for r in sent] == [0.0, 0.9, 0.0]
+    assert sent[2].body["messages"][0] == {"role": "system", "content": "You are terse."}
+
+
 def test_read_only_miss_is_a_fatal_error_naming_the_cache(make_server: ServerFactory, tmp_path: Path) -> None:
     server = make_server()
     audit(server.url, ResponseCache(tmp_path), n=2)
