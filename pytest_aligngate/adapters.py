@@ -134,16 +134,19 @@ class OpenAICompatAdapter:
             **kwargs,
         )
 
+    def _client_settings(self) -> dict[str, Any]:
+        """What every SDK client of this adapter shares: key, timeout, retries, headers."""
+        return {
+            "api_key": self._api_key,
+            "timeout": self._timeout,
+            "max_retries": self._max_retries,
+            "default_headers": self._headers or None,
+        }
+
     def _make_client(self) -> AsyncOpenAI:
         from openai import AsyncOpenAI
 
-        return AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self.endpoint,
-            timeout=self._timeout,
-            max_retries=self._max_retries,
-            default_headers=self._headers or None,
-        )
+        return AsyncOpenAI(base_url=self.endpoint, **self._client_settings())
 
     def _open(self) -> tuple[AsyncOpenAI, asyncio.Semaphore]:
         if self._client is None or self._slots is None:
@@ -328,12 +331,7 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
         from openai import AsyncAzureOpenAI
 
         return AsyncAzureOpenAI(
-            azure_endpoint=self.endpoint,
-            api_version=self.api_version,
-            api_key=self._api_key,
-            timeout=self._timeout,
-            max_retries=self._max_retries,
-            default_headers=self._headers or None,
+            azure_endpoint=self.endpoint, api_version=self.api_version, **self._client_settings()
         )
 
 

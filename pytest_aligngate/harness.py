@@ -21,7 +21,7 @@ from pytest_aligngate.adapters import model_adapter
 from pytest_aligngate.config import AligngateConfig, load_config
 from pytest_aligngate.engine import AxisVerdict, ProgressCallback, probe_model
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.reports import Report
+from pytest_aligngate.reports import Report, report_paths
 from pytest_aligngate.session import AuditSession, SessionSetupError
 
 PROBE_FIELDS = (
@@ -62,19 +62,19 @@ class CheckResult:
 
     @property
     def report_json_path(self) -> Path:
-        return self.output_dir / "report.json"
+        return report_paths(self.output_dir)["json"]
 
     @property
     def report_md_path(self) -> Path:
-        return self.output_dir / "report.md"
+        return report_paths(self.output_dir)["md"]
 
     @property
     def report_html_path(self) -> Path:
-        return self.output_dir / "report.html"
+        return report_paths(self.output_dir)["html"]
 
     @property
     def report_junit_path(self) -> Path:
-        return self.output_dir / "report.junit.xml"
+        return report_paths(self.output_dir)["junit"]
 
 
 @dataclass(frozen=True)

@@ -369,6 +369,14 @@ def read_rows(path: Path) -> list[ProbeResult]:
     ]
 
 
+REPORT_FILES = {"json": "report.json", "md": "report.md", "html": "report.html", "junit": "report.junit.xml"}
+
+
+def report_paths(output_dir: Path) -> dict[str, Path]:
+    """Where every report of a run lives, by kind."""
+    return {kind: output_dir / name for kind, name in REPORT_FILES.items()}
+
+
 def write_reports(output_dir: Path, report: Report) -> dict[str, Path]:
     """Write every report (json, md, html, junit) into ``output_dir``; returns their paths.
 
@@ -378,12 +386,7 @@ def write_reports(output_dir: Path, report: Report) -> dict[str, Path]:
     from pytest_aligngate.report_junit import junit_xml
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": output_dir / "report.json",
-        "md": output_dir / "report.md",
-        "html": output_dir / "report.html",
-        "junit": output_dir / "report.junit.xml",
-    }
+    paths = report_paths(output_dir)
     # model_dump_json, not json.dumps: it writes infinite effect sizes as "Infinity" strings.
     paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     text = markdown(report)

@@ -40,6 +40,7 @@ from pytest_aligngate.judge import Judge
 from pytest_aligngate.options import RunOptions
 from pytest_aligngate.records import ProbeResult
 from pytest_aligngate.reports import (
+    REPORT_FILES,
     Report,
     RunMeta,
     axis_table,
@@ -428,7 +429,8 @@ class AuditSession:
             f"base {report.meta.base} vs candidate {report.meta.candidate}, judge {report.meta.judge}, "
             f"corpus {report.meta.corpus_version}, run {report.meta.run_id}"
         )
-        return f"{head}\n{axis_table(report.axes)}\nreports: {self.output_dir / 'report.json'}, report.md"
+        files = ", ".join(REPORT_FILES.values())
+        return f"{head}\n{axis_table(report.axes)}\nreports in {self.output_dir}: {files}"
 
 
 __all__ = ["AuditSession", "AxisRunError", "ConfigError", "SessionSetupError"]
