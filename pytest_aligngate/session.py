@@ -278,10 +278,9 @@ class AuditSession:
         try:
             rows = asyncio.run(run())
         except AdapterError as exc:
-            thresholds = self.config.thresholds.for_axis(axis)
-            self._write_verdict(api_error_verdict(axis, thresholds, exc, len(probes)))
+            self._record_api_error(axis, exc, len(probes))
             raise AxisRunError(str(exc)) from None
-        write_rows(self.output_dir / ROWS_DIR / f"{axis}.jsonl", rows)
+        write_rows(self._rows_path(axis), rows)
         return rows
 
     async def probe_all(
@@ -307,12 +306,19 @@ class AuditSession:
         outcome = dict(zip(plan, results, strict=True))
         for axis, rows in outcome.items():
             if isinstance(rows, AdapterError):
-                thresholds = self.config.thresholds.for_axis(axis)
-                self._write_verdict(api_error_verdict(axis, thresholds, rows, len(plan[axis])))
+                self._record_api_error(axis, rows, len(plan[axis]))
             else:
-                write_rows(self.output_dir / ROWS_DIR / f"{axis}.jsonl", rows)
+                write_rows(self._rows_path(axis), rows)
                 self.decide(axis, rows, family_size=len(plan))
         return outcome
+
+    def _rows_path(self, axis: str) -> Path:
+        return self.output_dir / ROWS_DIR / f"{axis}.jsonl"
+
+    def _record_api_error(self, axis: str, error: AdapterError, n_prompts: int) -> None:
+        """Keep the error verdict of an axis whose run stopped on an endpoint error."""
+        thresholds = self.config.thresholds.for_axis(axis)
+        self._write_verdict(api_error_verdict(axis, thresholds, error, n_prompts))
 
     @property
     def samples_per_prompt(self) -> int:
@@ -382,7 +388,7 @@ class AuditSession:
             verdict = AxisVerdict.model_validate(payload["verdict"])
             verdicts.append(verdict)
             files += [Path(p) for p in payload["corpus_files"] if Path(p) not in files]
-            rows_path = self.output_dir / ROWS_DIR / f"{verdict.axis}.jsonl"
+            rows_path = self._rows_path(verdict.axis)
             if rows_path.is_file():
                 rows += read_rows(rows_path)
         return verdicts, rows, files
