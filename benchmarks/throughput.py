@@ -1,8 +1,9 @@
 """Throughput: a full 4-axis check against the local test server with an injected per-call latency.
 
 Prints the calls, the wall time, the latency-bound limit and their ratio, and the harness's own CPU
-time per probe. Each role (base, candidate, judge) has its own pool of ``concurrency`` requests in
-flight, so the limit is that of the busiest pool: ``max(calls_role * latency / concurrency_role)``.
+time per probe. The base and candidate share one endpoint, so one bound of ``models.concurrency``
+requests in flight; the judge has its own (``judge.concurrency``). The limit is that of the busier
+bound: ``max(calls_group * latency / concurrency_group)``.
 The server runs in a separate process, so the CPU time measured here is the harness's alone.
 
     python benchmarks/throughput.py [--latency 0.1] [--sample 25] [--concurrency 8]
@@ -88,7 +89,9 @@ def main() -> None:
     )
     parser.add_argument("--latency", type=float, default=0.1, help="Seconds per call (default 0.1)")
     parser.add_argument("--sample", type=int, default=25, help="Probes per axis (default 25)")
-    parser.add_argument("--concurrency", type=int, default=8, help="Requests in flight per role (default 8)")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="Requests in flight per endpoint group (default 8)"
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -136,12 +139,12 @@ def main() -> None:
         "not every prompt was scored"
     )
     model_calls, judge_calls = probes, 2 * probes  # per model role; the judge scores both roles
-    limit = max(model_calls * args.latency / args.concurrency, judge_calls * args.latency / args.concurrency)
+    limit = max(2 * model_calls, judge_calls) * args.latency / args.concurrency
     print(f"axes {len(plan)}, probes {probes}, latency {args.latency * 1000:.0f} ms")
     print(f"calls: base {model_calls}, candidate {model_calls}, judge {judge_calls} (total {4 * probes})")
     print(f"wall time: {wall:.2f} s")
-    busiest = f"judge {judge_calls} x {args.latency:g} s / {args.concurrency}"
-    print(f"latency-bound limit (busiest pool, {busiest}): {limit:.2f} s")
+    busiest = f"{judge_calls} calls x {args.latency:g} s / {args.concurrency}"
+    print(f"latency-bound limit (models and judge bounds each carry {busiest}): {limit:.2f} s")
     print(f"ratio wall / limit: {wall / limit:.2f} (goal <= 1.2)")
     print(f"process CPU (harness + openai SDK/httpx): {cpu:.2f} s, {cpu / probes * 1000:.2f} ms per probe")
     own = harness_cpu_per_probe(plan)

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pytest_aligngate.yamlsource import SourceError, load_yaml, validation_errors
 
@@ -113,7 +121,13 @@ class ModelsConfig(_Strict):
     extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (vLLM/Ollama params)")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(512, gt=0)
-    concurrency: int = Field(8, ge=1, description="Requests in flight per model")
+    concurrency: int = Field(
+        8, ge=1, description="Requests in flight per endpoint (base and candidate share a shared endpoint)"
+    )
+    requests_per_minute: int | None = Field(None, ge=1, description="Optional limit per endpoint")
+    tokens_per_minute: int | None = Field(
+        None, ge=1, description="Optional limit per endpoint (prompt estimated from its length, + max_tokens)"
+    )
     timeout: float = Field(60.0, gt=0, description="Seconds per request")
     max_retries: int = Field(6, ge=0, description="Retries with backoff on 429, 5xx and connection errors")
     cache_candidate: bool = Field(
@@ -140,12 +154,20 @@ class JudgeConfig(_Strict):
     base_url: HttpUrl | None = Field(None, description="Default: models.base_url (same adapter only)")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(300, gt=0)
-    concurrency: int = Field(8, ge=1)
+    concurrency: int = Field(8, ge=1, description="Judge requests in flight (apart from the models')")
+    requests_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge requests")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge tokens")
     drift_check: bool = Field(
         False, description="Re-judge the bundled anchor responses each run (about 24 judge calls per process)"
     )
     drift_tolerance: float = Field(
         0.2, gt=0.0, le=1.0, description="Judge drift: the largest mean absolute error on an axis's anchors"
+    )
+    second_judge: Literal["embedding"] | None = Field(
+        None,
+        description=(
+            "Also score every judged answer with this judge and report the two judges' agreement per axis"
+        ),
     )
     api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
     api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
@@ -153,6 +175,13 @@ class JudgeConfig(_Strict):
     extra_body: dict[str, Any] | None = Field(None, description="Default: models.extra_body")
     timeout: float | None = Field(None, gt=0, description="Default: models.timeout")
     max_retries: int | None = Field(None, ge=0, description="Default: models.max_retries")
+
+    @field_validator("second_judge")
+    @classmethod
+    def _second_judge_differs(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value == info.data.get("adapter"):
+            raise ValueError(f"judge.adapter is already '{value}': a second judge must be a different judge")
+        return value
 
 
 class ProbesConfig(_Strict):
@@ -255,6 +284,8 @@ class ResolvedRole:
     extra_body: dict[str, Any] = field(default_factory=dict)
     timeout: float = 60.0
     concurrency: int = 8
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
     max_retries: int = 6
 
     def api_key(self) -> str | None:
@@ -344,6 +375,8 @@ class AligngateConfig(_Strict):
             extra_body=dict(pick("extra_body") or {}),
             timeout=pick("timeout"),
             concurrency=pick("concurrency"),
+            requests_per_minute=(self.judge if role == "judge" else shared).requests_per_minute,
+            tokens_per_minute=(self.judge if role == "judge" else shared).tokens_per_minute,
             max_retries=pick("max_retries"),
         )
 

@@ -33,6 +33,7 @@ Run one by hand with ``python -m pytest_aligngate.testing --port 8000``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -40,7 +41,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -349,8 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
         fault = owner.faults.pick(body)
         if fault is not None and self._fault(fault):
             return
-        if owner.latency:
-            time.sleep(owner.latency)
+        with owner.in_flight():
+            if owner.latency:
+                time.sleep(owner.latency)
         model = str(body.get("model", ""))
         messages = body.get("messages") or []
         answering = "sim:aligned" if model == THINKER else model
@@ -448,6 +450,9 @@ class SimulatedOpenAIServer:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
         self.faults = Faults(fault_rate, tuple(fault_kinds), fault_seed, slow_seconds)
         self.requests: list[RecordedRequest] = []
+        self.peak_in_flight = 0
+        """The most chat requests answered at once (each holds its slot for ``latency`` seconds)."""
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.owner = self
@@ -462,6 +467,18 @@ class SimulatedOpenAIServer:
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a request as being answered (for :attr:`peak_in_flight`)."""
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def chat_requests(self, model: str | None = None) -> list[RecordedRequest]:
         """Chat completion requests received, optionally for one model only."""
