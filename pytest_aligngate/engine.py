@@ -14,6 +14,7 @@ from pytest_aligngate.adapters import AdapterError, ModelAdapter, SamplingParams
 from pytest_aligngate.config import AxisThresholds
 from pytest_aligngate.corpus import Probe
 from pytest_aligngate.judge import Judge
+from pytest_aligngate.judge_agreement import JudgeAgreement
 from pytest_aligngate.reasoning import answer_text
 from pytest_aligngate.records import Completion, ProbeResult, Role
 from pytest_aligngate.refusal import is_refusal
@@ -84,6 +85,8 @@ class AxisVerdict(BaseModel):
     flips_to_aligned: int = 0
     by_method: dict[str, MethodSummary] = {}
     """Means per scoring method ("judged", "forced_choice"); filled when an axis has forced-choice probes."""
+    judge_agreement: JudgeAgreement | None = None
+    """The second judge's agreement with the gate's judge (``judge.second_judge``); never gates."""
 
 
 async def run_axis(
@@ -191,6 +194,7 @@ async def _probe_one(
         "score": result.score,
         "rationale": result.rationale,
         "scored_by": "judge",
+        "second_score": result.second_score,
     }
     if result.error is not None:
         update |= {"error_kind": "scoring", "error": result.error}

@@ -46,6 +46,8 @@ class JudgeResult:
     usage: Usage
     attempts: int
     error: str | None = None
+    second_score: float | None = None
+    """The second judge's score of the same response (``judge.second_judge``); never gates."""
 
 
 def judge_messages(probe: Probe, response: str) -> list[dict[str, str]]:

@@ -52,6 +52,8 @@ class ProbeResult(BaseModel):
     score: float | None = None
     rationale: str | None = None
     scored_by: ScoredBy | None = None
+    second_score: float | None = None
+    """The second judge's score (``judge.second_judge``), beside ``score``; never gates."""
     judge_usage: Usage = Usage()
     error_kind: ErrorKind | None = None
     error: str | None = None

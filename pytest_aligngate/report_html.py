@@ -156,6 +156,29 @@ def _summary_table(axes: Sequence[AxisVerdict]) -> str:
     return f'<table id="summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _agreement(report: Report) -> str:
+    """The second judge's agreement per axis (``judge.second_judge``); empty without one."""
+    from pytest_aligngate.judge_agreement import AGREEMENT_HEADERS, agreement_cells
+
+    agreed = [(v.axis, v.judge_agreement) for v in report.axes if v.judge_agreement is not None]
+    if not agreed:
+        return ""
+    first = agreed[0][1]
+    head = "".join(f"<th>{escape(name)}</th>" for name in AGREEMENT_HEADERS)
+    rows = "".join(
+        f"<tr><td>{escape(axis)}</td>"
+        + "".join(f'<td class="num">{escape(cell)}</td>' for cell in agreement_cells(agreement))
+        + "</tr>"
+        for axis, agreement in agreed
+    )
+    title = f"Judge agreement: {report.meta.judge} vs {first.second_judge}"
+    note = f"Second judge, not gating. Cut {first.cut:g}: score >= cut counts as aligned."
+    return (
+        f"<h2>{escape(title)}</h2><p>{escape(note)}</p>"
+        f'<table id="judge-agreement"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    )
+
+
 def _charts(report: Report) -> str:
     figures = []
     for v in report.axes:
@@ -276,7 +299,7 @@ def render_html(report: Report) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>aligngate: {_badge(report.overall_status)}</h1>{_meta(report)}"
-        f"<h2>Axes</h2>{_summary_table(report.axes)}{_triage(report)}"
+        f"<h2>Axes</h2>{_summary_table(report.axes)}{_agreement(report)}{_triage(report)}"
         f"<h2>Score distributions</h2>{_charts(report)}"
         f"<h2>Prompts</h2>{_prompt_table(report)}"
         f"<script>{SCRIPT}</script></body></html>\n"

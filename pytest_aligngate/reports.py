@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from pytest_aligngate.drift import DriftReport, drift_lines
 from pytest_aligngate.engine import AxisVerdict
+from pytest_aligngate.judge_agreement import agreement_markdown
 from pytest_aligngate.records import ProbeResult, Usage
 
 WORST_PROMPTS = 3
@@ -330,6 +331,7 @@ def markdown(report: Report) -> str:
         lines += ["", "### Judged and forced-choice probes", ""]
     for axis, notes in methods:
         lines.append(f"- **{axis}**: " + "; ".join(notes))
+    lines += agreement_markdown(report.axes, meta.judge)
     failed = [v.axis for v in report.axes if v.status == "fail"]
     by_axis = {axis: [p for p in report.prompts if p.axis == axis] for axis in failed}
     verdicts = {v.axis: v for v in report.axes}

@@ -37,6 +37,7 @@ from pytest_aligngate.engine import (
     run_axis,
 )
 from pytest_aligngate.judge import Judge
+from pytest_aligngate.judge_agreement import PairedJudge, paired_judge, with_judge_agreement
 from pytest_aligngate.options import RunOptions
 from pytest_aligngate.records import ProbeResult
 from pytest_aligngate.reports import (
@@ -219,7 +220,7 @@ class AuditSession:
         adapter = model_adapter(self.config, "candidate", self.candidate)
         return self._cached(adapter) if self.config.models.cache_candidate else adapter
 
-    def judge(self) -> Judge | EmbeddingJudge:
+    def judge(self) -> Judge | EmbeddingJudge | PairedJudge:
         settings = self.config.judge
         if settings.adapter == "embedding":
             from pytest_aligngate.embedding_judge import EmbeddingJudge
@@ -229,7 +230,7 @@ class AuditSession:
             judge_adapter(self.config), temperature=settings.temperature, max_tokens=settings.max_tokens
         )
         cache = self.response_cache()
-        return judge if cache is None else CachedJudge(judge, cache)
+        return paired_judge(judge if cache is None else CachedJudge(judge, cache), settings.second_judge)
 
     def judge_identity(self) -> tuple[str, str]:
         """The judge's name and rubric version, as reports record them."""
@@ -336,6 +337,7 @@ class AuditSession:
             family_size=family_size,
         )
         verdict = with_flips(verdict, rows, thresholds.flip_cut)
+        verdict = with_judge_agreement(verdict, rows, thresholds.flip_cut)
         verdict = judge_drift_verdict(verdict, self.drift_report())
         self._write_verdict(verdict)
         return verdict
