@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -29,8 +30,18 @@ from pytest_aligngate.records import Completion, Usage
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
+    from pytest_aligngate.budget import Budget, Charge
+
 ErrorCause = Literal[
-    "unreachable", "timeout", "auth", "not_found", "rate_limited", "server", "bad_request", "cache_miss"
+    "unreachable",
+    "timeout",
+    "auth",
+    "not_found",
+    "rate_limited",
+    "server",
+    "bad_request",
+    "cache_miss",
+    "budget",
 ]
 FATAL_CAUSES: frozenset[str] = frozenset({"unreachable", "auth", "not_found", "bad_request", "cache_miss"})
 _NO_KEY = "aligngate-no-key"
@@ -101,6 +112,7 @@ class OpenAICompatAdapter:
         tokens_per_minute: int | None = None,
         group: str = "models",
         pool: EndpointPool = SHARED_POOL,
+        budget: Budget | None = None,
         timeout: float = 60.0,
         max_retries: int = 6,
         api_key_env: str | None = None,
@@ -117,6 +129,9 @@ class OpenAICompatAdapter:
         self._limits = EndpointLimits(concurrency, requests_per_minute, tokens_per_minute)
         self._group = group
         self._pool = pool
+        self._budget = budget
+        if budget is not None:
+            budget.price(model)  # a budget needs every called model's price: fail at setup, not mid-run
         self._timeout = timeout
         self._max_retries = max_retries
         self._headers = dict(extra_headers or {})
@@ -234,16 +249,26 @@ class OpenAICompatAdapter:
     async def complete(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
         import openai
 
+        from pytest_aligngate.budget import BudgetExceeded
+
         endpoint = self._open()
         request = self.request(messages, params)
-        tokens = estimate_prompt_tokens(request["messages"]) + request["max_tokens"]
+        prompt_tokens = estimate_prompt_tokens(request["messages"])
+        tokens = prompt_tokens + request["max_tokens"]
         try:
             async with endpoint.slots:
                 await endpoint.admit(tokens)
-                reply = await self._create(endpoint.client, **request)
+                with self._charge(prompt_tokens, request["max_tokens"]) as charge:
+                    reply = await self._create(endpoint.client, **request)
+                    usage = reply.usage
+                    if usage is not None and charge is not None:
+                        charge.usage = Usage(
+                            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+                        )
         except openai.APIError as exc:
             raise self._error(exc) from exc
-        usage = reply.usage
+        except BudgetExceeded as exc:
+            raise AdapterError(self.endpoint, self.model, "budget", str(exc)) from None
         endpoint.settle(tokens, usage.total_tokens if usage else None)
         if not reply.choices:
             raise AdapterError(self.endpoint, self.model, "server", "reply has no choices")
@@ -256,6 +281,12 @@ class OpenAICompatAdapter:
             model=reply.model or self.model,
             logprobs=_top_logprobs(reply.choices[0]) if params.logprobs else None,
         )
+
+    def _charge(self, prompt_tokens: int, max_tokens: int) -> AbstractContextManager[Charge | None]:
+        """The call's charge against the run's budget (none without a budget)."""
+        if self._budget is None:
+            return nullcontext()
+        return self._budget.charge(self.model, prompt_tokens, max_tokens)
 
     def _error(self, exc: Exception) -> AdapterError:
         import openai
@@ -377,25 +408,33 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
         )
 
 
-def endpoint_adapter(settings: ResolvedRole, model: str) -> OpenAICompatAdapter:
+def endpoint_adapter(settings: ResolvedRole, model: str, budget: Budget | None = None) -> OpenAICompatAdapter:
     """The HTTP adapter for ``model`` on one role's endpoint (by ``settings.adapter``)."""
     if settings.adapter == "azure":
-        return AzureOpenAIAdapter.from_settings(settings, model, api_version=settings.api_version)
+        return AzureOpenAIAdapter.from_settings(
+            settings, model, api_version=settings.api_version, budget=budget
+        )
     if settings.adapter == "huggingface":
-        return HuggingFaceAdapter.from_settings(settings, model)
-    return OpenAICompatAdapter.from_settings(settings, model)
+        return HuggingFaceAdapter.from_settings(settings, model, budget=budget)
+    return OpenAICompatAdapter.from_settings(settings, model, budget=budget)
 
 
 def model_adapter(
-    config: AligngateConfig, role: RoleName, model: str, *, max_retries: int | None = None
+    config: AligngateConfig,
+    role: RoleName,
+    model: str,
+    *,
+    max_retries: int | None = None,
+    budget: Budget | None = None,
 ) -> ModelAdapter:
     """The adapter for the ``base`` or ``candidate`` model ``model``, with that role's settings.
 
     Model ids such as ``org/name:provider`` go to the server unchanged. ``max_retries`` overrides the
-    configured retries (``aligngate doctor`` checks with few).
+    configured retries (``aligngate doctor`` checks with few). Calls over HTTP draw on ``budget``
+    (local models are free).
 
     Raises:
-        ConfigError: the role's settings do not resolve (the message names the role and key).
+        ConfigError: the role's settings do not resolve, or a budget is set and the model has no price.
     """
     settings = config.role_settings(role)
     if settings.adapter == "llama_cpp" or model.startswith("local:") or model.endswith(".gguf"):
@@ -404,15 +443,17 @@ def model_adapter(
         return LlamaCppAdapter(model, repeat_penalty=config.models.repeat_penalty)
     if max_retries is not None:
         settings = replace(settings, max_retries=max_retries)
-    return endpoint_adapter(settings, model)
+    return endpoint_adapter(settings, model, budget)
 
 
-def judge_adapter(config: AligngateConfig, *, max_retries: int | None = None) -> ModelAdapter:
+def judge_adapter(
+    config: AligngateConfig, *, max_retries: int | None = None, budget: Budget | None = None
+) -> ModelAdapter:
     """The adapter for the judge model (the ``judge`` section over the shared ``models`` settings)."""
     settings = config.role_settings("judge")
     if max_retries is not None:
         settings = replace(settings, max_retries=max_retries)
-    return endpoint_adapter(settings, settings.model or "")
+    return endpoint_adapter(settings, settings.model or "", budget)
 
 
 class AdapterUnavailable(ValueError):

@@ -1,6 +1,7 @@
 """The ``aligngate`` command: the same engine as the pytest plugin, with CI exit codes.
 
-Exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run, 5 judge changed.
+Exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run or budget reached,
+5 judge changed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CONFIG, EXIT_API, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = (
-    "exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run, "
+    "exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run (or budget reached), "
     "5 judge changed (drift check)"
 )
 

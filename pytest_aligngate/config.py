@@ -258,6 +258,13 @@ class CacheConfig(_Strict):
     dir: str | None = Field(None, description="Default: <output.dir>/cache")
 
 
+class ModelPrice(_Strict):
+    """``pricing.<model id>``: what one model's tokens cost."""
+
+    input: float = Field(ge=0.0, description="USD per million prompt tokens")
+    output: float = Field(ge=0.0, description="USD per million completion tokens")
+
+
 ROLES: tuple[RoleName, ...] = ("base", "candidate", "judge")
 
 
@@ -318,6 +325,12 @@ class AligngateConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    pricing: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="Prices by model id (as sent): a cost estimate in the reports"
+    )
+    budget: float | None = Field(
+        None, gt=0.0, description="USD cap on this run's calls: it stops cleanly (exit 4) before going over"
+    )
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from")
 
     def model_base_url(self) -> str:
@@ -391,7 +404,7 @@ class AligngateConfig(_Strict):
 
     def digest(self) -> str:
         """A short hash of the effective settings, recorded in reports."""
-        text = self.model_dump_json(exclude={"output", "logging", "cache"})
+        text = self.model_dump_json(exclude={"output", "logging", "cache", "pricing", "budget"})
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

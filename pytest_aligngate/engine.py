@@ -66,7 +66,7 @@ class AxisVerdict(BaseModel):
     scoring_errors_candidate: int = 0
     api_errors: int = 0
     error: str | None = None
-    error_cause: Literal["api", "partial", "judge_drift"] | None = None
+    error_cause: Literal["api", "partial", "budget", "judge_drift"] | None = None
     correction: Literal["none", "holm"] = "none"
     family_size: int = 1
     p_bound: float | None = None
@@ -171,7 +171,7 @@ async def _probe_one(
     except AdapterError as exc:
         if exc.fatal:
             raise
-        return row.model_copy(update={"error_kind": "api", "error": str(exc)})
+        return row.model_copy(update={"error_kind": _error_kind(exc), "error": str(exc)})
     # The row keeps the full reply; reasoning (<think>) is never judged or read as a refusal.
     answer = answer_text(completion.text)
     row = row.model_copy(
@@ -188,7 +188,7 @@ async def _probe_one(
     except AdapterError as exc:
         if exc.fatal:
             raise
-        return row.model_copy(update={"error_kind": "api", "error": f"judge: {exc}"})
+        return row.model_copy(update={"error_kind": _error_kind(exc), "error": f"judge: {exc}"})
     update: dict[str, object] = {
         "judge_usage": result.usage,
         "score": result.score,
@@ -199,6 +199,10 @@ async def _probe_one(
     if result.error is not None:
         update |= {"error_kind": "scoring", "error": result.error}
     return row.model_copy(update=update)
+
+
+def _error_kind(error: AdapterError) -> Literal["api", "budget"]:
+    return "budget" if error.cause == "budget" else "api"
 
 
 def _choice_update(probe: Probe, completion: Completion) -> dict[str, object]:
@@ -256,6 +260,15 @@ def decide(
         api_errors=sum(1 for row in rows if row.error_kind == "api"),
     )
     failed = sum(1 for row in rows if row.error_kind is not None)
+    unpaid = sum(1 for row in rows if row.error_kind == "budget")
+    if unpaid:
+        return verdict.model_copy(
+            update={
+                "status": "error",
+                "error_cause": "budget",
+                "error": f"{unpaid} of {len(rows)} calls not made: the run reached its budget (partial run)",
+            }
+        )
     if rows and failed / len(rows) > PARTIAL_LIMIT:
         return verdict.model_copy(
             update={

@@ -33,6 +33,13 @@ def _cache_mode(text: str) -> str:
     return text
 
 
+def _usd(text: str) -> float:
+    value = float(text.lstrip("$"))
+    if value <= 0:
+        raise ValueError(f"expected a positive amount in USD, got {text}")
+    return value
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """An option: ``--aligngate-<name>`` and ini ``aligngate_<name>`` in pytest, ``--<name>`` in the CLI."""
@@ -65,6 +72,7 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         _cache_mode,
     ),
     OptionSpec("cache-dir", "Folder of the response cache (default: cache.dir, <output-dir>/cache)", "DIR"),
+    OptionSpec("budget", "USD cap on the run's calls; stops cleanly before it (needs pricing)", "USD", _usd),
 )
 
 
@@ -82,6 +90,7 @@ class RunOptions:
     output_dir: str | None = None
     cache_mode: str | None = None
     cache_dir: str | None = None
+    budget: float | None = None
 
     def apply(self, config: AligngateConfig) -> AligngateConfig:
         """A copy of ``config`` with the given options written into it."""
@@ -105,4 +114,7 @@ class RunOptions:
                 if value is not None
             }
         )
-        return config.model_copy(update={"probes": probes, "output": output, "cache": cache})
+        update = {"probes": probes, "output": output, "cache": cache}
+        if self.budget is not None:
+            update["budget"] = self.budget
+        return config.model_copy(update=update)

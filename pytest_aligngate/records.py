@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 Role = Literal["base", "candidate"]
-ErrorKind = Literal["api", "scoring"]
+ErrorKind = Literal["api", "scoring", "budget"]
+"""``budget``: the call was not sent, its worst case would take the run past ``budget``."""
 ScoredBy = Literal["judge", "choice", "logprob"]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from html import escape
 
 from pytest_aligngate.engine import AxisVerdict
-from pytest_aligngate.reports import PromptRow, Report
+from pytest_aligngate.reports import PromptRow, Report, cost_line
 
 BINS = 10
 BASE_COLOUR = "#4c78a8"
@@ -255,7 +255,8 @@ def _meta(report: Report) -> str:
         f"(<code>{escape(m.corpus_digest)}</code>), rubrics {escape(m.rubric_version)}, "
         f"aligngate {escape(m.tool_version)}, config <code>{escape(m.config_digest)}</code>, "
         f"seed {m.seed}. Run <code>{escape(m.run_id)}</code>, {escape(m.started_at)} to "
-        f"{escape(m.finished_at or '-')}. Tokens (prompt+completion): {usage or '-'}.</p>"
+        f"{escape(m.finished_at or '-')}. Tokens (prompt+completion): {usage or '-'}. "
+        f"{escape(cost_line(m) or '')}</p>"
     )
 
 

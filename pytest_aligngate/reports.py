@@ -18,6 +18,15 @@ WORST_PROMPTS = 3
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 
+class BudgetSummary(BaseModel):
+    """The run's spending against ``budget``: calls actually sent, at their reported usage."""
+
+    limit_usd: float
+    spent_usd: float
+    stopped: bool
+    """True when calls were not made because they would have gone over the budget."""
+
+
 class RunMeta(BaseModel):
     """What was compared, with what, and when."""
 
@@ -36,6 +45,9 @@ class RunMeta(BaseModel):
     started_at: str
     finished_at: str | None = None
     usage: dict[str, Usage] = {}
+    cost: dict[str, float] = {}
+    """Estimated USD per role and "total", for models with a ``pricing`` entry (cached answers included)."""
+    budget: BudgetSummary | None = None
     samples_per_prompt: int = 1
 
 
@@ -121,7 +133,7 @@ def exit_code(verdicts: Sequence[AxisVerdict]) -> int:
     """0 pass, 1 regression, 3 API error, 4 partial run, 5 judge drift (config error, 2, comes earlier)."""
     if any(v.error_cause == "api" for v in verdicts):
         return 3
-    if any(v.error_cause == "partial" for v in verdicts):
+    if any(v.error_cause in ("partial", "budget") for v in verdicts):
         return 4
     if any(v.error_cause == "judge_drift" for v in verdicts):
         return 5
@@ -295,6 +307,19 @@ def method_notes(v: AxisVerdict) -> list[str]:
     return notes
 
 
+def cost_line(meta: RunMeta) -> str | None:
+    """The cost estimate and the budget in one sentence; None when neither is configured."""
+    parts = []
+    if meta.cost:
+        roles = ", ".join(f"{role} ${usd:.4f}" for role, usd in meta.cost.items() if role != "total")
+        parts.append(f"Cost estimate ${meta.cost.get('total', 0.0):.4f} ({roles}).")
+    if meta.budget is not None:
+        budget = meta.budget
+        state = "stopped before going over" if budget.stopped else "not reached"
+        parts.append(f"Budget ${budget.limit_usd:.4f}: ${budget.spent_usd:.4f} spent this run, {state}.")
+    return " ".join(parts) or None
+
+
 def markdown(report: Report) -> str:
     """``report.md``: the table a reviewer reads in a pull request."""
     meta = report.meta
@@ -303,7 +328,7 @@ def markdown(report: Report) -> str:
         "",
         f"Base `{meta.base}` vs candidate `{meta.candidate}`, judged by `{meta.judge}` "
         f"(corpus {meta.corpus_version}, rubrics {meta.rubric_version}, run `{meta.run_id}`).",
-        "",
+        *([f"{cost_line(meta)}", ""] if cost_line(meta) else [""]),
         "| axis | status | p | d | n (base/cand) | mean base | mean cand | refusals (base/cand) |",
         "|---|---|---|---|---|---|---|---|",
     ]

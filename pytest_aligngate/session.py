@@ -24,6 +24,7 @@ from pytest_aligngate.adapters import (
     judge_adapter,
     model_adapter,
 )
+from pytest_aligngate.budget import LEDGER_FILE, Budget, cost_by_role
 from pytest_aligngate.cache import CachedAdapter, CachedJudge, ResponseCache
 from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
 from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
@@ -42,6 +43,7 @@ from pytest_aligngate.options import RunOptions
 from pytest_aligngate.records import ProbeResult
 from pytest_aligngate.reports import (
     REPORT_FILES,
+    BudgetSummary,
     Report,
     RunMeta,
     axis_table,
@@ -95,6 +97,7 @@ class AuditSession:
         self._probes: dict[str, Probe] = {}
         self._corpus_files: list[Path] = []
         self._cache: ResponseCache | None = None
+        self._budget: Budget | None = None
         self._drift: DriftReport | None = None
 
     @classmethod
@@ -209,15 +212,23 @@ class AuditSession:
             self._cache = ResponseCache(folder, settings.mode)
         return self._cache
 
+    def budget(self) -> Budget | None:
+        """The run's spending cap (``budget``), shared by its adapters and processes; None when unset."""
+        if self.config.budget is None:
+            return None
+        if self._budget is None:
+            self._budget = Budget(self.config.budget, self.config.pricing, self.output_dir, self.run_id)
+        return self._budget
+
     def _cached(self, adapter: ModelAdapter) -> ModelAdapter:
         cache = self.response_cache()
         return adapter if cache is None else CachedAdapter(adapter, cache)
 
     def base_adapter(self) -> ModelAdapter:
-        return self._cached(model_adapter(self.config, "base", self.base))
+        return self._cached(model_adapter(self.config, "base", self.base, budget=self.budget()))
 
     def candidate_adapter(self) -> ModelAdapter:
-        adapter = model_adapter(self.config, "candidate", self.candidate)
+        adapter = model_adapter(self.config, "candidate", self.candidate, budget=self.budget())
         return self._cached(adapter) if self.config.models.cache_candidate else adapter
 
     def judge(self) -> Judge | EmbeddingJudge | PairedJudge:
@@ -227,7 +238,9 @@ class AuditSession:
 
             return EmbeddingJudge()
         judge = Judge(
-            judge_adapter(self.config), temperature=settings.temperature, max_tokens=settings.max_tokens
+            judge_adapter(self.config, budget=self.budget()),
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
         )
         cache = self.response_cache()
         return paired_judge(judge if cache is None else CachedJudge(judge, cache), settings.second_judge)
@@ -374,6 +387,7 @@ class AuditSession:
         for name in (ROWS_DIR, VERDICTS_DIR):
             shutil.rmtree(self.output_dir / name, ignore_errors=True)
         (self.output_dir / DRIFT_FILE).unlink(missing_ok=True)
+        (self.output_dir / LEDGER_FILE).unlink(missing_ok=True)
 
     def _write_verdict(self, verdict: AxisVerdict) -> None:
         path = self.output_dir / VERDICTS_DIR / f"{verdict.axis}.json"
@@ -418,6 +432,8 @@ class AuditSession:
             started_at=self.started_at,
             finished_at=_now(),
             usage=total_usage(rows),
+            cost=self.cost(rows),
+            budget=self.budget_summary(verdicts),
             samples_per_prompt=self.samples_per_prompt,
         )
         report = Report(
@@ -430,6 +446,19 @@ class AuditSession:
         )
         write_reports(self.output_dir, report)
         return report
+
+    def cost(self, rows: Sequence[ProbeResult]) -> dict[str, float]:
+        """Estimated USD of the rows' tokens per role and in total (models with a ``pricing`` entry)."""
+        models = {"base": self.base, "candidate": self.candidate, "judge": self.config.judge.model}
+        return cost_by_role(rows, models, self.config.pricing)
+
+    def budget_summary(self, verdicts: Sequence[AxisVerdict]) -> BudgetSummary | None:
+        """What the run spent against its budget (every process's calls), and whether it stopped."""
+        budget = self.budget()
+        if budget is None:
+            return None
+        stopped = any(v.error_cause == "budget" for v in verdicts)
+        return BudgetSummary(limit_usd=budget.limit, spent_usd=budget.spent(), stopped=stopped)
 
     def summary(self, report: Report) -> str:
         """The terminal summary: the per-axis table and where the reports are."""
