@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import socket
 import subprocess
 import sys
@@ -134,6 +135,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+    server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = [row for rows in outcome.values() if isinstance(rows, list) for row in rows]
     assert len(rows) == 2 * probes and all(row.score is not None for row in rows), (
         "not every prompt was scored"
@@ -147,6 +149,7 @@ def main() -> None:
     print(f"latency-bound limit (models and judge bounds each carry {busiest}): {limit:.2f} s")
     print(f"ratio wall / limit: {wall / limit:.2f} (goal <= 1.2)")
     print(f"process CPU (harness + openai SDK/httpx): {cpu:.2f} s, {cpu / probes * 1000:.2f} ms per probe")
+    print(f"test server CPU (whole run, incl. start-up): {server_cpu.ru_utime + server_cpu.ru_stime:.2f} s")
     own = harness_cpu_per_probe(plan)
     print(f"harness's own CPU (no HTTP client): {own * 1000:.2f} ms per probe (goal < 2 ms)")
 

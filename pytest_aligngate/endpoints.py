@@ -5,6 +5,8 @@ candidate on one server, say) shares one ``AsyncOpenAI`` client (one connection 
 requests in flight and, when configured, requests-per-minute and tokens-per-minute limits. The
 judge is its own group (``judge.concurrency``), so answers and scores never wait on each other's
 slots. Clients belong to an event loop: each loop gets its own, closed when its last adapter closes.
+A client is built in a worker thread (the SDK loads the TLS trust store for each client, ~40 ms of
+CPU that would otherwise stall every call in flight).
 """
 
 from __future__ import annotations
@@ -76,12 +78,16 @@ class RateLimiter:
 class Endpoint:
     """One endpoint's client and limits in one event loop; ``users`` counts the adapters holding it."""
 
-    client: Any
+    opening: asyncio.Future[Any]
     slots: asyncio.Semaphore
     requests: RateLimiter | None
     tokens: RateLimiter | None
     users: int = 0
     closed: bool = field(default=False)
+
+    async def client(self) -> Any:
+        """The SDK client (waits for it to be built on first use)."""
+        return await asyncio.shield(self.opening)
 
     async def admit(self, tokens: int) -> None:
         """Wait for the per-minute limits (call while holding a slot)."""
@@ -110,7 +116,7 @@ class EndpointPool:
         endpoint = open_here.get((key, limits))
         if endpoint is None:
             endpoint = open_here[(key, limits)] = Endpoint(
-                client=make_client(),
+                opening=asyncio.ensure_future(asyncio.to_thread(make_client)),
                 slots=asyncio.Semaphore(limits.concurrency),
                 requests=_limiter(limits.requests_per_minute),
                 tokens=_limiter(limits.tokens_per_minute),
@@ -128,7 +134,7 @@ class EndpointPool:
             for key, value in list(open_here.items()):
                 if value is endpoint:
                     del open_here[key]
-        await endpoint.client.close()
+        await (await endpoint.opening).close()
 
     def open_count(self) -> int:
         """How many endpoints are open in the running loop."""
