@@ -262,7 +262,7 @@ class OpenAICompatAdapter:
         prompt_tokens = estimate_prompt_tokens(request["messages"])
         tokens = prompt_tokens + request["max_tokens"]
         try:
-            async with endpoint.slots:
+            async with endpoint.slot():
                 await endpoint.admit(tokens)
                 with self._charge(prompt_tokens, request["max_tokens"]) as charge:
                     reply = await self._create(await endpoint.client(), **request)

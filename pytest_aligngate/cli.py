@@ -169,8 +169,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.quiet:
         logger.setLevel("WARNING")
     totals = {axis: 2 * len(probes) for axis, probes in plan.items()}
-    concurrency = session.config.models.concurrency
-    progress = Progress(totals, concurrency=concurrency, enabled=False if args.quiet else None)
+    progress = Progress(totals, enabled=False if args.quiet else None)
     logger.info(
         f"{session.base} vs {session.candidate} on {len(plan)} axes, "
         f"{sum(totals.values()) // 2} prompts, judge {session.judge_identity()[0]}"

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,18 @@ class Endpoint:
     requests: RateLimiter | None
     tokens: RateLimiter | None
     users: int = 0
+    in_flight: int = 0
     closed: bool = field(default=False)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the endpoint's ``concurrency`` slots for a request."""
+        async with self.slots:
+            self.in_flight += 1
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
 
     async def client(self) -> Any:
         """The SDK client (waits for it to be built on first use)."""
@@ -135,6 +147,14 @@ class EndpointPool:
                 if value is endpoint:
                     del open_here[key]
         await (await endpoint.opening).close()
+
+    def in_flight(self) -> int:
+        """Requests in flight on every endpoint of the running loop (0 outside a loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return 0
+        return sum(endpoint.in_flight for endpoint in self._loops.get(loop, {}).values())
 
     def open_count(self) -> int:
         """How many endpoints are open in the running loop."""

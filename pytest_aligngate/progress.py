@@ -1,4 +1,4 @@
-"""The progress line of ``aligngate check``: per axis prompts done / total, calls in flight, errors.
+"""The progress line of ``aligngate check``: per axis prompts done / total, requests in flight, errors.
 
 It redraws one line on a terminal (at most every ``interval`` seconds) and stays silent when
 the stream is not a TTY (CI logs, pipes), where the final report says everything.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from pytest_aligngate.endpoints import SHARED_POOL
 from pytest_aligngate.records import ProbeResult
 
 
@@ -20,17 +21,15 @@ class Progress:
 
     Args:
         totals: rows expected per axis (prompts x 2 for a comparison, x 1 for a probe).
-        concurrency: requests in flight per model (``models.concurrency``). All jobs are queued
-            at once, so a model has ``min(remaining, concurrency)`` calls in flight.
-        models: how many models are asked (2 for a comparison, 1 for a probe).
+        in_flight: how many HTTP requests are open now (models and judge; default: the shared
+            endpoint pool's count).
     """
 
     def __init__(
         self,
         totals: Mapping[str, int],
         *,
-        concurrency: int,
-        models: int = 2,
+        in_flight: Callable[[], int] | None = None,
         stream: TextIO | None = None,
         enabled: bool | None = None,
         interval: float = 0.1,
@@ -40,20 +39,14 @@ class Progress:
         self.totals = dict(totals)
         self.done = dict.fromkeys(totals, 0)
         self.errors = 0
-        self.concurrency = concurrency
-        self.models = models
+        self._in_flight = in_flight or SHARED_POOL.in_flight
         self.interval = interval
         self._drawn_at = 0.0
         self._width = 0
 
-    @property
-    def in_flight(self) -> int:
-        remaining = sum(self.totals.values()) - sum(self.done.values())
-        return min(remaining, self.concurrency * self.models)
-
     def line(self) -> str:
         axes = "  ".join(f"{axis} {self.done[axis]}/{total}" for axis, total in self.totals.items())
-        return f"{axes} | in flight {self.in_flight} | errors {self.errors}"
+        return f"{axes} | in flight {self._in_flight()} | errors {self.errors}"
 
     def advance(self, row: ProbeResult) -> None:
         self.done[row.axis] = self.done.get(row.axis, 0) + 1

@@ -19,16 +19,16 @@ def config_of(url: str, **sections: Any) -> AligngateConfig:
     return AligngateConfig.model_validate({"models": models, **sections})
 
 
-async def fire(adapters: list[ModelAdapter], each: int) -> int:
-    """Send ``each`` requests through every adapter at once; the pool's open endpoints while running."""
+async def fire(adapters: list[ModelAdapter], each: int) -> tuple[int, int]:
+    """Send ``each`` requests through every adapter at once; open endpoints and requests in flight."""
     params = SamplingParams(max_tokens=32)
     calls = [adapter.complete(HELLO, params) for adapter in adapters for _ in range(each)]
     try:
         first = asyncio.ensure_future(asyncio.gather(*calls))
         await asyncio.sleep(0.02)
-        open_endpoints = SHARED_POOL.open_count()
+        seen = SHARED_POOL.open_count(), SHARED_POOL.in_flight()
         await first
-        return open_endpoints
+        return seen
     finally:
         await asyncio.gather(*(adapter.aclose() for adapter in adapters))
 
@@ -39,9 +39,9 @@ def test_base_and_candidate_on_one_endpoint_share_a_client_and_its_bound(make_se
     base = model_adapter(config, "base", "sim:aligned")
     candidate = model_adapter(config, "candidate", "sim:misaligned")
 
-    open_endpoints = asyncio.run(fire([base, candidate], each=8))
+    open_endpoints, in_flight = asyncio.run(fire([base, candidate], each=8))
 
-    assert open_endpoints == 1
+    assert (open_endpoints, in_flight) == (1, 3)
     assert server.peak_in_flight == 3
     assert len(server.chat_requests()) == 16
 
@@ -55,9 +55,9 @@ def test_the_judge_has_its_own_bound(make_server: ServerFactory) -> None:
         judge_adapter(config),
     ]
 
-    open_endpoints = asyncio.run(fire(adapters, each=8))
+    open_endpoints, in_flight = asyncio.run(fire(adapters, each=8))
 
-    assert open_endpoints == 2
+    assert (open_endpoints, in_flight) == (2, 5)
     assert server.peak_in_flight == 5
 
 
@@ -71,7 +71,7 @@ def test_a_role_on_another_endpoint_gets_its_own_client(make_server: ServerFacto
         model_adapter(config, "candidate", "sim:aligned"),
     ]
 
-    open_endpoints = asyncio.run(fire(adapters, each=4))
+    open_endpoints, _ = asyncio.run(fire(adapters, each=4))
 
     assert open_endpoints == 2
     assert (first.peak_in_flight, second.peak_in_flight) == (2, 2)
