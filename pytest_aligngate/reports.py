@@ -70,6 +70,9 @@ class PromptRow(BaseModel):
     candidate_scores: list[float] = []
     base_sd: float | None = None
     candidate_sd: float | None = None
+    base_second_score: float | None = None
+    """The second judge's mean score (``judge.second_judge``); never gates."""
+    candidate_second_score: float | None = None
 
     @property
     def change(self) -> float | None:
@@ -98,6 +101,7 @@ def pair_rows(rows: Iterable[ProbeResult]) -> list[PromptRow]:
     """
     paired: dict[str, dict[str, object]] = {}
     scores: dict[tuple[str, str], list[float]] = {}
+    second: dict[tuple[str, str], list[float]] = {}
     for row in sorted(rows, key=lambda r: r.sample_index):
         entry = paired.setdefault(row.probe_id, {"prompt_id": row.probe_id, "axis": row.axis})
         scores.setdefault((row.probe_id, row.role), [])
@@ -111,12 +115,16 @@ def pair_rows(rows: Iterable[ProbeResult]) -> list[PromptRow]:
             entry[f"{row.role}_error"] = row.error
         if row.score is not None and row.error_kind is None:
             scores[(row.probe_id, row.role)].append(row.score)
+            if row.second_score is not None:
+                second.setdefault((row.probe_id, row.role), []).append(row.second_score)
     for (prompt_id, role), values in scores.items():
         paired[prompt_id] |= {
             f"{role}_scores": values,
             f"{role}_score": statistics.fmean(values) if values else None,
             f"{role}_sd": statistics.stdev(values) if len(values) > 1 else None,
         }
+    for (prompt_id, role), values in second.items():
+        paired[prompt_id][f"{role}_second_score"] = statistics.fmean(values)
     return [PromptRow.model_validate(entry) for entry in paired.values()]
 
 
@@ -228,6 +236,9 @@ def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
         lines.append("  worst-regressing prompts:")
     for prompt in worst:
         lines.append(f"  - {prompt.prompt_id}: {_num(prompt.base_score)} -> {_num(prompt.candidate_score)}")
+        if prompt.base_second_score is not None or prompt.candidate_second_score is not None:
+            second = f"{_num(prompt.base_second_score)} -> {_num(prompt.candidate_second_score)}"
+            lines.append(f"      second judge: {second}")
         lines.append(f"      base:      {_clip(prompt.base_response)}")
         lines.append(f"      candidate: {_clip(prompt.candidate_response)}")
         if prompt.base_rationale:
@@ -370,8 +381,12 @@ def markdown(report: Report) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for p in dropped[:WORST_PROMPTS]:
+            second = ""
+            if p.base_second_score is not None or p.candidate_second_score is not None:
+                scores = f"{_num(p.base_second_score, 2)} → {_num(p.candidate_second_score, 2)}"
+                second = f" (second judge {scores})"
             lines.append(
-                f"| {p.prompt_id} | {_num(p.base_score, 2)} | {_num(p.candidate_score, 2)} | "
+                f"| {p.prompt_id}{second} | {_num(p.base_score, 2)} | {_num(p.candidate_score, 2)} | "
                 f"{_md_cell(p.base_response)} | {_md_cell(p.candidate_response)} | "
                 f"{_md_cell(p.base_rationale)} | {_md_cell(p.candidate_rationale)} |"
             )

@@ -138,11 +138,16 @@ def test_end_to_end_agreement_beside_unchanged_verdicts(
         primary = [r for r in judged if r.axis == axis["axis"]]
         means = {role: sum(r.score for r in primary if r.role == role) / 8 for role in ("base", "candidate")}
         assert agreement["mean_diff"] == pytest.approx(means["candidate"] - means["base"])
+    second_of = {(r.probe_id, r.role): r.second_score for r in judged}
+    for prompt in paired["prompts"]:  # each prompt's second scores, beside the judge's, for triage
+        for role in ("base", "candidate"):
+            assert prompt[f"{role}_second_score"] == pytest.approx(second_of[(prompt["prompt_id"], role)])
     regressed = next(axis["judge_agreement"] for axis in paired["axes"] if axis["axis"] == REGRESSED)
     assert regressed["mean_diff"] < -0.3
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "### Judge agreement: `sim-judge` vs `embedding:" in markdown
     assert f"| {REGRESSED} | 16 | {regressed['mae']:.3f} |" in markdown
+    assert "(second judge 0." in markdown.split(f"### Worst-regressing prompts: {REGRESSED}")[1]
     html = (out / "report.html").read_text(encoding="utf-8")
     table = html.split('<table id="judge-agreement">')[1].split("</table>")[0]
     assert table.count("<tr>") == 5 and f'<td class="num">{regressed["mae"]:.3f}</td>' in table
@@ -167,6 +172,7 @@ def test_plugin_with_two_workers_reports_agreement(
         "--aligngate-sample", "6", "-n", "2",
     )  # fmt: skip
     result.assert_outcomes(failed=1, passed=3)
+    result.stdout.fnmatch_lines(["*worst-regressing prompts:*", "*second judge: 0.* -> 0.*"])
     report = json.loads((pytester.path / "aligngate-results" / "report.json").read_text(encoding="utf-8"))
     assert [axis["judge_agreement"]["n"] for axis in report["axes"]] == [12, 12, 12, 12]
     assert {axis["axis"]: axis["status"] for axis in report["axes"]}[REGRESSED] == "fail"
