@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pytest_aligngate.config import ENV_HF_TOKEN, AligngateConfig, ResolvedRole, RoleName
+from pytest_aligngate.config import ENV_HF_TOKEN, AligngateConfig, ResolvedRole, RoleName, runs_locally
 from pytest_aligngate.endpoints import (
     SHARED_POOL,
     Endpoint,
@@ -452,7 +452,7 @@ def model_adapter(
         ConfigError: the role's settings do not resolve, or a budget is set and the model has no price.
     """
     settings = config.role_settings(role)
-    if settings.adapter == "llama_cpp" or model.startswith("local:") or model.endswith(".gguf"):
+    if runs_locally(settings.adapter, model):
         from pytest_aligngate.llama_adapter import LlamaCppAdapter
 
         return LlamaCppAdapter(model, repeat_penalty=config.models.repeat_penalty)

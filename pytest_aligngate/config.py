@@ -258,6 +258,11 @@ class CacheConfig(_Strict):
     dir: str | None = Field(None, description="Default: <output.dir>/cache")
 
 
+def runs_locally(adapter: str, model: str) -> bool:
+    """True for a model the ``llama_cpp`` adapter runs in-process (``local:NAME`` or a ``.gguf`` file)."""
+    return adapter == "llama_cpp" or model.startswith("local:") or model.endswith(".gguf")
+
+
 class ModelPrice(_Strict):
     """``pricing.<model id>``: what one model's tokens cost."""
 
@@ -393,6 +398,21 @@ class AligngateConfig(_Strict):
             max_retries=pick("max_retries"),
         )
 
+    def unpriced_models(self) -> list[str]:
+        """Models this file names that a ``budget`` would pay for but ``pricing`` does not price.
+
+        The judge (unless local) and the role models set here; models given on the command line
+        are checked when their adapters are built.
+        """
+        if self.budget is None:
+            return []
+        named = [] if self.judge.adapter == "embedding" else [self.judge.model]
+        for role in ("base", "candidate"):
+            settings = self.role_settings(role)
+            if settings.model and not runs_locally(settings.adapter, settings.model):
+                named.append(settings.model)
+        return [model for model in dict.fromkeys(named) if model not in self.pricing]
+
     def corpus_dir(self) -> Path | None:
         """The configured corpus folder, relative to the config file; None for the bundled one."""
         if self.probes.corpus is None:
@@ -441,6 +461,9 @@ def load_config(path: str | Path | None = None) -> AligngateConfig:
             config.role_settings(role)
         except RoleError as exc:
             problems.append(str(SourceError(path, exc.message, doc.line_of(exc.loc), ".".join(exc.loc))))
+    for model in config.unpriced_models():
+        message = f"no price for model {model!r}: add pricing.{model} (input, output: USD per million tokens)"
+        problems.append(str(SourceError(path, message, doc.line_of(("budget",)), "budget")))
     if problems:
         raise ConfigError("\n".join(problems))
     return config

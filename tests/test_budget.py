@@ -10,7 +10,7 @@ import pytest
 from conftest import ServerFactory, write_config
 from pytest_aligngate.budget import Budget, BudgetExceeded, call_cost, cost_by_role
 from pytest_aligngate.cli import main
-from pytest_aligngate.config import ModelPrice
+from pytest_aligngate.config import ConfigError, ModelPrice, load_config
 from pytest_aligngate.records import ProbeResult, Usage
 
 BASE, CANDIDATE = "sim:aligned", "sim:regress=shutdown_attitude"
@@ -157,3 +157,19 @@ def test_plugin_workers_share_one_budget(pytester: pytest.Pytester, make_server:
     assert report["exit_code"] == 4
     assert report["meta"]["budget"]["stopped"] is True
     assert 0 < report["meta"]["budget"]["spent_usd"] <= 0.05
+
+
+def test_budget_without_prices_in_the_config_file_names_file_line_and_models(tmp_path: Path) -> None:
+    config = tmp_path / "aligngate.yaml"
+    config.write_text(
+        "models:\n  base: {model: my-org/base}\n  candidate: {model: local:smollm2-135m}\n"
+        "judge: {model: gpt-4o-mini}\npricing:\n  gpt-4o-mini: {input: 0.15, output: 0.6}\nbudget: 2\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    assert str(error.value) == (
+        f"{config}:7: budget: no price for model 'my-org/base': "
+        "add pricing.my-org/base (input, output: USD per million tokens)"
+    )  # the local candidate costs nothing; the judge is priced
+    assert main(["validate-config", "--config", str(config)]) == 2
