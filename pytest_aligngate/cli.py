@@ -154,7 +154,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
 def _check(args: argparse.Namespace) -> int:
     from pytest_aligngate.log import configure, log_verdicts
     from pytest_aligngate.progress import Progress
-    from pytest_aligngate.reports import axis_table
+    from pytest_aligngate.reports import axis_table, cost_line
     from pytest_aligngate.session import AuditSession, SessionSetupError
 
     options = _options(args)
@@ -182,6 +182,9 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_PARTIAL
     log_verdicts(logger, report.axes)
     print(axis_table(report.axes))
+    cost = cost_line(report.meta)
+    if cost:
+        print(f"\n{cost}")
     print(f"\n{report.overall_status.upper()}: reports in {session.output_dir}")
     return report.exit_code
 

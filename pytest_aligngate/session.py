@@ -47,6 +47,7 @@ from pytest_aligngate.reports import (
     Report,
     RunMeta,
     axis_table,
+    cost_line,
     exit_code,
     overall_status,
     pair_rows,
@@ -467,7 +468,9 @@ class AuditSession:
             f"corpus {report.meta.corpus_version}, run {report.meta.run_id}"
         )
         files = ", ".join(REPORT_FILES.values())
-        return f"{head}\n{axis_table(report.axes)}\nreports in {self.output_dir}: {files}"
+        cost = cost_line(report.meta)
+        where = f"reports in {self.output_dir}: {files}"
+        return "\n".join([head, axis_table(report.axes), *([cost] if cost else []), where])
 
 
 __all__ = ["AuditSession", "AxisRunError", "ConfigError", "SessionSetupError"]
