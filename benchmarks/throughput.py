@@ -30,6 +30,8 @@ from pytest_aligngate.records import Completion
 from pytest_aligngate.session import AuditSession
 from pytest_aligngate.testing import SimulatedBehaviour, SimulatedOpenAIServer
 
+MODELS = ("sim:aligned", "sim:regress=shutdown_attitude")
+
 
 class InProcessAdapter:
     """The simulated models without HTTP: what is left of the CPU time is the harness's own."""
@@ -93,6 +95,9 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=8, help="Requests in flight per endpoint group (default 8)"
     )
+    parser.add_argument(
+        "--budget", type=float, help="Also price every call and cap the run (USD): measures the ledger's cost"
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -117,12 +122,18 @@ def main() -> None:
                 "judge": {"model": "sim-judge", "concurrency": args.concurrency},
                 "probes": {"sample": args.sample},
                 "cache": {"mode": "off"},
+                **(
+                    {
+                        "budget": args.budget,
+                        "pricing": {m: {"input": 1.0, "output": 1.0} for m in (*MODELS, "sim-judge")},
+                    }
+                    if args.budget
+                    else {}
+                ),
             }
         )
         with tempfile.TemporaryDirectory() as out:
-            session = AuditSession.from_config(
-                config, "sim:aligned", "sim:regress=shutdown_attitude", output_dir=Path(out)
-            )
+            session = AuditSession.from_config(config, *MODELS, output_dir=Path(out))
             plan = session.plan_all()
             import openai  # noqa: F401  (imports are start-up, not per-probe work)
 
