@@ -96,6 +96,9 @@ def main() -> None:
         "--concurrency", type=int, default=8, help="Requests in flight per endpoint group (default 8)"
     )
     parser.add_argument(
+        "--cache-mode", default="off", help="Response cache (default off; read_write measures its writes)"
+    )
+    parser.add_argument(
         "--budget", type=float, help="Also price every call and cap the run (USD): measures the ledger's cost"
     )
     args = parser.parse_args()
@@ -121,7 +124,7 @@ def main() -> None:
                 "models": {"base_url": url, "concurrency": args.concurrency},
                 "judge": {"model": "sim-judge", "concurrency": args.concurrency},
                 "probes": {"sample": args.sample},
-                "cache": {"mode": "off"},
+                "cache": {"mode": args.cache_mode},
                 **(
                     {
                         "budget": args.budget,
