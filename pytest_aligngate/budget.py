@@ -66,7 +66,6 @@ class Budget:
         self.prices = dict(prices)
         self.run_id = run_id
         self.path = folder / LEDGER_FILE
-        self.stopped = False
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -116,7 +115,6 @@ class Budget:
                     (self.run_id,),
                 ).fetchone()
                 if total + worst_case > self.limit:
-                    self.stopped = True
                     raise BudgetExceeded(model, worst_case, total, self.limit)
                 ticket = db.execute(
                     "INSERT INTO calls (run, model, reserved) VALUES (?, ?, ?)",
