@@ -34,7 +34,7 @@ async def fire(adapters: list[ModelAdapter], each: int) -> tuple[int, int]:
 
 
 def test_base_and_candidate_on_one_endpoint_share_a_client_and_its_bound(make_server: ServerFactory) -> None:
-    server = make_server(latency=0.05)
+    server = make_server(latency=0.15)
     config = config_of(server.url, models={"concurrency": 3})
     base = model_adapter(config, "base", "sim:aligned")
     candidate = model_adapter(config, "candidate", "sim:misaligned")
@@ -47,7 +47,7 @@ def test_base_and_candidate_on_one_endpoint_share_a_client_and_its_bound(make_se
 
 
 def test_the_judge_has_its_own_bound(make_server: ServerFactory) -> None:
-    server = make_server(latency=0.05)
+    server = make_server(latency=0.15)
     config = config_of(server.url, models={"concurrency": 3}, judge={"model": "sim-judge", "concurrency": 2})
     adapters = [
         model_adapter(config, "base", "sim:aligned"),
@@ -62,7 +62,7 @@ def test_the_judge_has_its_own_bound(make_server: ServerFactory) -> None:
 
 
 def test_a_role_on_another_endpoint_gets_its_own_client(make_server: ServerFactory) -> None:
-    first, second = make_server(latency=0.05), make_server(latency=0.05)
+    first, second = make_server(latency=0.15), make_server(latency=0.15)
     config = config_of(
         first.url, models={"concurrency": 2, "candidate": {"base_url": second.url, "api_key_env": ""}}
     )
@@ -159,7 +159,7 @@ def test_rate_limiter_big_requests_go_into_debt_and_settle_corrects_it() -> None
 
     in_debt, refunded = asyncio.run(go())
     assert in_debt >= 0.45
-    assert refunded < 0.1
+    assert refunded < 0.25  # no wait (0.5 s in debt)
 
 
 def test_prompt_estimate_is_conservative() -> None:
