@@ -388,7 +388,8 @@ class AuditSession:
         for name in (ROWS_DIR, VERDICTS_DIR):
             shutil.rmtree(self.output_dir / name, ignore_errors=True)
         (self.output_dir / DRIFT_FILE).unlink(missing_ok=True)
-        (self.output_dir / LEDGER_FILE).unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):  # the budget ledger and its WAL files
+            (self.output_dir / f"{LEDGER_FILE}{suffix}").unlink(missing_ok=True)
 
     def _write_verdict(self, verdict: AxisVerdict) -> None:
         path = self.output_dir / VERDICTS_DIR / f"{verdict.axis}.json"
