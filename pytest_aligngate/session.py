@@ -364,7 +364,8 @@ class AuditSession:
         from pytest_aligngate.drift import check_drift
 
         axes = list(self.config.probes.axes or BUILTIN_AXES)
-        self._drift = await check_drift(judge, axes, self.config.judge.drift_tolerance)
+        gate_judge = judge.primary if isinstance(judge, PairedJudge) else judge  # the anchors measure it only
+        self._drift = await check_drift(gate_judge, axes, self.config.judge.drift_tolerance)
         path = self.output_dir / DRIFT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self._drift.model_dump_json(indent=2), encoding="utf-8")
