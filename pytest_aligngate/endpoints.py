@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 CHARS_PER_TOKEN = 3
@@ -85,7 +85,7 @@ class Endpoint:
     tokens: RateLimiter | None
     users: int = 0
     in_flight: int = 0
-    closed: bool = field(default=False)
+    closed: bool = False
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
