@@ -146,7 +146,11 @@ class EndpointPool:
             for key, value in list(open_here.items()):
                 if value is endpoint:
                     del open_here[key]
-        await (await endpoint.opening).close()
+        try:
+            client = await endpoint.opening
+        except Exception:  # the client was never built (its error reached the calls): nothing to close
+            return
+        await client.close()
 
     def in_flight(self) -> int:
         """Requests in flight on every endpoint of the running loop (0 outside a loop)."""
