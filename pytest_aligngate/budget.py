@@ -92,28 +92,21 @@ class Budget:
             self._db.execute(_SCHEMA)
         return self._db
 
+    def _total(self, db: sqlite3.Connection) -> float:
+        query = "SELECT COALESCE(SUM(COALESCE(spent, reserved)), 0) FROM calls WHERE run = ?"
+        return float(db.execute(query, (self.run_id,)).fetchone()[0])
+
     def spent(self) -> float:
         """USD this run has spent, counting calls still in flight at their worst case."""
         with self._lock:
-            row = (
-                self._connect()
-                .execute(
-                    "SELECT COALESCE(SUM(COALESCE(spent, reserved)), 0) FROM calls WHERE run = ?",
-                    (self.run_id,),
-                )
-                .fetchone()
-            )
-        return float(row[0])
+            return self._total(self._connect())
 
     def _reserve(self, model: str, worst_case: float) -> int:
         with self._lock:
             db = self._connect()
             db.execute("BEGIN IMMEDIATE")  # one reservation at a time across processes
             try:
-                (total,) = db.execute(
-                    "SELECT COALESCE(SUM(COALESCE(spent, reserved)), 0) FROM calls WHERE run = ?",
-                    (self.run_id,),
-                ).fetchone()
+                total = self._total(db)
                 if total + worst_case > self.limit:
                     raise BudgetExceeded(model, worst_case, total, self.limit)
                 ticket = db.execute(
@@ -140,7 +133,7 @@ class Budget:
         """
         price = self.price(model)
         worst = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
-        charge = Charge(worst)
+        charge = Charge()
         ticket = self._reserve(model, call_cost(price, worst))
         try:
             yield charge
@@ -149,15 +142,9 @@ class Budget:
             raise
         self._settle(ticket, call_cost(price, charge.usage or worst))
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
 
 class Charge:
     """One call being paid for: set :attr:`usage` from the reply (None: charged at its worst case)."""
 
-    def __init__(self, worst_case: Usage) -> None:
-        self.worst_case = worst_case
+    def __init__(self) -> None:
         self.usage: Usage | None = None
