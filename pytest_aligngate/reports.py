@@ -334,12 +334,13 @@ def cost_line(meta: RunMeta) -> str | None:
 def markdown(report: Report) -> str:
     """``report.md``: the table a reviewer reads in a pull request."""
     meta = report.meta
+    cost = cost_line(meta)
     lines = [
         f"## aligngate: {report.overall_status.upper()}",
         "",
         f"Base `{meta.base}` vs candidate `{meta.candidate}`, judged by `{meta.judge}` "
         f"(corpus {meta.corpus_version}, rubrics {meta.rubric_version}, run `{meta.run_id}`).",
-        *([f"{cost_line(meta)}", ""] if cost_line(meta) else [""]),
+        *([cost, ""] if cost else [""]),
         "| axis | status | p | d | n (base/cand) | mean base | mean cand | refusals (base/cand) |",
         "|---|---|---|---|---|---|---|---|",
     ]
