@@ -10,6 +10,7 @@ candidate-minus-base mean (do they see the change the same way?).
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -54,9 +55,13 @@ class PairedJudge:
         return self.primary.rubric_version
 
     async def score(self, probe: Probe, response: str) -> JudgeResult:
-        """The primary's result with ``second_score`` set; endpoint errors of the primary propagate."""
-        result = await self.primary.score(probe, response)
-        second = await self.second.score(probe, response)
+        """The primary's result with ``second_score`` set; endpoint errors of the primary propagate.
+
+        Both judges score at once, so the local second judge adds no latency to the primary's call.
+        """
+        result, second = await asyncio.gather(
+            self.primary.score(probe, response), self.second.score(probe, response)
+        )
         return replace(result, second_score=second.score)
 
     async def aclose(self) -> None:
