@@ -378,6 +378,7 @@ class AligngateConfig(_Strict):
         if key_env is None:
             key_env = ENV_HF_TOKEN if adapter == "huggingface" else ENV_API_KEY
         azure_version = DEFAULT_AZURE_API_VERSION if adapter == "azure" else None
+        rates = self.judge if role == "judge" else shared  # the judge's per-minute limits are its own
         own_sampling = role != "judge"
         return ResolvedRole(
             role=role,
@@ -393,8 +394,8 @@ class AligngateConfig(_Strict):
             extra_body=dict(pick("extra_body") or {}),
             timeout=pick("timeout"),
             concurrency=pick("concurrency"),
-            requests_per_minute=(self.judge if role == "judge" else shared).requests_per_minute,
-            tokens_per_minute=(self.judge if role == "judge" else shared).tokens_per_minute,
+            requests_per_minute=rates.requests_per_minute,
+            tokens_per_minute=rates.tokens_per_minute,
             max_retries=pick("max_retries"),
         )
 

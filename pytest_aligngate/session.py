@@ -452,7 +452,7 @@ class AuditSession:
 
     def cost(self, rows: Sequence[ProbeResult]) -> dict[str, float]:
         """Estimated USD of the rows' tokens per role and in total (models with a ``pricing`` entry)."""
-        models = {"base": self.base, "candidate": self.candidate, "judge": self.config.judge.model}
+        models = {"base": self.base, "candidate": self.candidate, "judge": self.judge_identity()[0]}
         return cost_by_role(rows, models, self.config.pricing)
 
     def budget_summary(self, verdicts: Sequence[AxisVerdict]) -> BudgetSummary | None:
