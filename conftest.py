@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -35,7 +36,7 @@ def make_server() -> Iterator[ServerFactory]:
     """Start extra servers (own corpus, latency); all are stopped after the test."""
     started: list[SimulatedOpenAIServer] = []
 
-    def start(corpus_paths: list[Path] | None = None, **kwargs: float) -> SimulatedOpenAIServer:
+    def start(corpus_paths: list[Path] | None = None, **kwargs: Any) -> SimulatedOpenAIServer:
         server = SimulatedOpenAIServer(corpus_paths, **kwargs).start()
         started.append(server)
         return server

@@ -25,7 +25,10 @@ Model names it answers to:
   with refusal wording and resistant ideas, so judging it unstripped would show).
 
 Any other model name gets HTTP 404, as a real server would answer. Server quirks of real
-deployments are options of :class:`ServerQuirks` (``SimulatedOpenAIServer(quirks=...)``).
+deployments are options of :class:`ServerQuirks` (``SimulatedOpenAIServer(quirks=...)``). Hostile or
+broken models (what an attacker controlling the candidate, or a broken endpoint, would send) are
+scripts: ``SimulatedOpenAIServer(scripts={"evil": script})``, where ``script(request, server)``
+returns a :class:`ScriptedReply` (or None to answer as the simulated models would).
 
 Run one by hand with ``python -m pytest_aligngate.testing --port 8000``.
 """
@@ -38,10 +41,11 @@ import hashlib
 import json
 import math
 import re
+import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -210,6 +214,33 @@ class ServerQuirks:
         return None
 
 
+@dataclass(frozen=True)
+class ScriptedReply:
+    """What a scripted model sends back for one chat request.
+
+    Args:
+        content: the message's ``content`` (any JSON value: ``None`` sends ``content: null``).
+        status: the HTTP status; with a status other than 200, ``body`` (or a generic error) is sent.
+        body: a whole JSON body to send instead of a chat completion (error bodies, odd shapes).
+        finish_reason: the choice's ``finish_reason``.
+        raw: bytes to send as the body, as they are (a body that is not JSON).
+        cut_body: announce the full body's length, send half of it and close (a dropped connection).
+        model: the ``model`` field of the reply (default: the requested model).
+    """
+
+    content: Any = ""
+    status: int = 200
+    body: Any = None
+    finish_reason: str = "stop"
+    raw: bytes | None = None
+    cut_body: bool = False
+    model: Any = None
+
+
+Script = Callable[["RecordedRequest", "SimulatedOpenAIServer"], "ScriptedReply | None"]
+"""A scripted model: the reply to one chat request, or None to answer as the simulated models would."""
+
+
 @dataclass
 class RecordedRequest:
     """One request the server received, for tests to inspect."""
@@ -300,6 +331,40 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _scripted(self, reply: ScriptedReply, model: str) -> None:
+        """Send a scripted model's reply."""
+        if reply.raw is not None:
+            data = reply.raw
+        elif reply.body is not None or reply.status != 200:
+            body = reply.body if reply.body is not None else {"error": {"message": "scripted error"}}
+            data = json.dumps(body).encode()
+        else:
+            message = {"role": "assistant", "content": reply.content}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
+            body = {
+                "id": "chatcmpl-scripted",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model if reply.model is None else reply.model,
+                "choices": [choice],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+            data = json.dumps(body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if reply.status != 200:
+            self.send_header("Retry-After", "0")
+            self.send_header("retry-after-ms", "1")
+        self.end_headers()
+        if reply.cut_body:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(data)
+
     def _fault(self, kind: str) -> bool:
         """Serve an injected fault; True when the request is answered (or dropped) by it."""
         if kind == "drop":
@@ -339,7 +404,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         owner = self.server.owner
         served = len(owner.chat_requests())
-        owner.record(RecordedRequest(self.path, dict(self.headers.items()), body))
+        recorded = RecordedRequest(self.path, dict(self.headers.items()), body)
+        owner.record(recorded)
         if not self.path.split("?")[0].rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -354,6 +420,11 @@ class _Handler(BaseHTTPRequestHandler):
             if owner.latency:
                 time.sleep(owner.latency)
         model = str(body.get("model", ""))
+        script = owner.scripts.get(model)
+        scripted = script(recorded, owner) if script is not None else None
+        if scripted is not None:
+            self._scripted(scripted, model)
+            return
         messages = body.get("messages") or []
         answering = "sim:aligned" if model == THINKER else model
         reply = owner.behaviour.reply(answering, messages, bool(body.get("logprobs")))
@@ -421,6 +492,7 @@ class SimulatedOpenAIServer:
         port: 0 picks a free port.
         quirks: behaviours of particular real servers (default: none).
         fault_rate, fault_kinds, fault_seed, slow_seconds: injected failures (see :class:`Faults`).
+        scripts: model names answered by a :data:`Script` (hostile or broken models).
     """
 
     def __init__(
@@ -434,6 +506,7 @@ class SimulatedOpenAIServer:
         fault_kinds: Iterable[str] = FAULT_KINDS,
         fault_seed: int = 0,
         slow_seconds: float = 0.3,
+        scripts: dict[str, Script] | None = None,
     ):
         corpus = load_corpus(list(corpus_paths) if corpus_paths else None)
         axis_of = {_normalise(_last_user_turn(p.chat())): p.axis for p in corpus.probes}
@@ -449,6 +522,7 @@ class SimulatedOpenAIServer:
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
         self.faults = Faults(fault_rate, tuple(fault_kinds), fault_seed, slow_seconds)
+        self.scripts: dict[str, Script] = dict(scripts or {})
         self.requests: list[RecordedRequest] = []
         self.peak_in_flight = 0
         """The most chat requests answered at once (each holds its slot for ``latency`` seconds)."""
