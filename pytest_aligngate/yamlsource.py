@@ -62,20 +62,110 @@ def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
     return None
 
 
+MAX_ALIAS_EXPANSION = 100_000
+"""Nodes that aliases may add to a document once expanded (a "billion laughs" file adds billions)."""
+
+
 def load_yaml(path: Path) -> YamlDocument:
-    """Parse one YAML file, raising :class:`SourceError` with the line on a syntax error."""
+    """Parse one YAML file.
+
+    Raises:
+        SourceError: located by line (and key) for a file that cannot be read, is not UTF-8, is not
+            YAML, repeats a key in one mapping, or whose aliases expand beyond MAX_ALIAS_EXPANSION.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise SourceError(path, f"cannot read file: {exc.strerror or exc}") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}: save it as UTF-8"
+        raise SourceError(path, message, line, _key_at(raw.decode("utf-8", "replace"), line)) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_aliases(path, node)
+            _check_duplicates(path, node, (), set())
+        data = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise SourceError(path, f"invalid YAML: {exc.problem or exc}", line) from exc
+    finally:
+        loader.dispose()
     return YamlDocument(path=path, data=data, node=node)
+
+
+def _key_at(text: str, line: int) -> str:
+    """The key path of the deepest value on ``line`` (1-based); empty when the text does not parse."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ""
+    loc: list[str | int] = []
+    while node is not None:
+        inside = [
+            (part, child)
+            for part, child in _children(node)
+            if child.start_mark.line <= line - 1 <= child.end_mark.line
+        ]
+        if not inside:
+            break
+        part, node = inside[-1]
+        loc.append(part)
+    return format_loc(loc)
+
+
+def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node]]:
+    if isinstance(node, yaml.MappingNode):
+        return [(str(key.value), value) for key, value in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    return []
+
+
+def _check_aliases(path: Path, root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to more than MAX_ALIAS_EXPANSION extra nodes."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a recursive alias counts once
+            sizes[id(node)] = 1 + sum(size(child) for _, child in _children(node))
+        return sizes[id(node)]
+
+    if size(root) - len(sizes) <= MAX_ALIAS_EXPANSION:
+        return
+    node, loc = root, []
+    while True:  # down to the node whose children together, not one alone, expand too far
+        big = [(part, child) for part, child in _children(node) if size(child) > MAX_ALIAS_EXPANSION]
+        if not big:
+            break
+        part, node = big[0]
+        loc.append(part)
+    message = f"aliases expand to {size(root):,} nodes (limit {MAX_ALIAS_EXPANSION:,} more than written)"
+    raise SourceError(path, message, node.start_mark.line + 1, format_loc(loc))
+
+
+def _check_duplicates(path: Path, node: yaml.Node, loc: tuple[str | int, ...], seen: set[int]) -> None:
+    """Refuse a key written twice in one mapping (YAML would silently keep the last)."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                continue
+            if key.value in first:
+                message = f"duplicate key (first on line {first[key.value]})"
+                raise SourceError(path, message, key.start_mark.line + 1, format_loc([*loc, key.value]))
+            first[key.value] = key.start_mark.line + 1
+    for part, child in _children(node):
+        _check_duplicates(path, child, (*loc, part), seen)
 
 
 def format_loc(loc: Sequence[str | int]) -> str:
