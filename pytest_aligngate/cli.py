@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_aligngate import __version__
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
@@ -22,12 +24,35 @@ EXIT_CODES_HELP = (
 )
 
 
+REPORT_KINDS = {"json": "JSON", "md": "MD", "html": "HTML", "junit": "JUnit"}
+"""How the ``<KIND> report: <path>`` lines that end ``check``'s output name each report."""
+
+
+class _JoinLists(argparse.Action):
+    """``--axes a b``, ``--axes a,b`` and a repeated ``--axes`` all add to one list."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        given = getattr(namespace, self.dest) or []
+        joined = [*given, *(item for value in values for item in value)]
+        setattr(namespace, self.dest, list(dict.fromkeys(joined)))
+
+
 def _add_run_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     for spec in RUN_OPTIONS:
-        if spec.name in names:
-            parser.add_argument(
-                f"--{spec.name}", dest=spec.dest, metavar=spec.metavar, help=spec.help, type=spec.parse
-            )
+        if spec.name not in names:
+            continue
+        many: dict[str, Any] = {"nargs": "+", "action": _JoinLists} if spec.many else {}
+        parser.add_argument(
+            f"--{spec.name}", dest=spec.dest, metavar=spec.metavar, help=spec.help, type=spec.parse, **many
+        )
+
+
+def _verdict_header(status: str) -> str:
+    """The first line ``check`` prints: ``AlignGate Check: PASS``, ``FAIL`` or ``ERROR``."""
+    word = status.upper() if status in ("pass", "fail") else "ERROR"
+    return f"AlignGate Check: {word}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +179,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
 def _check(args: argparse.Namespace) -> int:
     from pytest_aligngate.log import configure, log_verdicts
     from pytest_aligngate.progress import Progress
-    from pytest_aligngate.reports import axis_table, cost_line
+    from pytest_aligngate.reports import REPORT_FILES, axis_table, cost_line
     from pytest_aligngate.session import AuditSession, SessionSetupError
 
     options = _options(args)
@@ -162,6 +187,7 @@ def _check(args: argparse.Namespace) -> int:
         session = AuditSession.create(options, invocation_dir=Path.cwd())
         plan = session.plan_all()
     except SessionSetupError as exc:
+        print(_verdict_header("error"))
         print(f"aligngate: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     session.clear_outputs()
@@ -178,14 +204,19 @@ def _check(args: argparse.Namespace) -> int:
     progress.close()
     report = session.finish()
     if report is None:
+        print(_verdict_header("error"))
         logger.error("nothing was audited")
         return EXIT_PARTIAL
     log_verdicts(logger, report.axes)
+    print(_verdict_header(report.overall_status))
     print(axis_table(report.axes))
     cost = cost_line(report.meta)
     if cost:
         print(f"\n{cost}")
-    print(f"\n{report.overall_status.upper()}: reports in {session.output_dir}")
+    shown = options.output_dir or session.config.output.dir  # as the user wrote it: ./results/report.json
+    print()
+    for kind, name in REPORT_FILES.items():
+        print(f"{REPORT_KINDS[kind]} report: {os.path.join(shown, name)}")
     return report.exit_code
 
 
@@ -213,9 +244,8 @@ def _probe(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text, encoding="utf-8")
-    for axis in run.scores:
-        mean = run.mean(axis)
-        logger.info(f"{args.model} {axis}: mean score {mean:.3f} over {len(run.scores[axis])} answers")
+    for axis, scores in run.scores_by_axis.items():
+        logger.info(f"{args.model} {axis}: mean score {run.mean(axis):.3f} over {len(scores)} answers")
     return EXIT_PASS
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -72,6 +73,19 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _empty_is_unset(value: object) -> object:
+    # The reference documents `base_url: ""` as "not overridden".
+    return None if value == "" else value
+
+
+def _log_level(value: object) -> object:
+    # Accepts the reference's lowercase names (debug | info | warn | error) as well as Python's.
+    if not isinstance(value, str):
+        return value
+    name = value.strip().upper()
+    return "WARNING" if name == "WARN" else name
+
+
 def _headers(value: dict[str, str]) -> dict[str, str]:
     for name, text in value.items():
         if name.lower() in _SECRET_HEADERS and not _ENV_REF.search(text):
@@ -81,6 +95,7 @@ def _headers(value: dict[str, str]) -> dict[str, str]:
 
 EnvName = Annotated[str, AfterValidator(_env_name)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+OptionalUrl = Annotated[HttpUrl | None, BeforeValidator(_empty_is_unset)]
 Headers = Annotated[dict[str, str], AfterValidator(_headers)]
 _KEY_ENV_HELP = (
     f"Name of the env var holding the API key ('' for none); "
@@ -92,7 +107,7 @@ class RoleSettings(_Strict):
     """``models.base`` / ``models.candidate``: per-role overrides of the shared ``models`` settings."""
 
     adapter: AdapterName | None = None
-    base_url: HttpUrl | None = None
+    base_url: OptionalUrl = Field(None, description='Default: the shared models.base_url ("" = unset)')
     api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
     api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
     model: str | None = Field(None, description="Model id (azure: deployment); --base/--candidate win")
@@ -110,19 +125,20 @@ class ModelsConfig(_Strict):
     """How the base and candidate models are reached."""
 
     adapter: AdapterName = "openai_compat"
-    base_url: HttpUrl | None = Field(
+    base_url: OptionalUrl = Field(
         None,
-        description=f"Default: ${ENV_API_BASE}, else {DEFAULT_API_BASE} ({HF_ROUTER_BASE} for huggingface)",
+        description=f'Default ("" = unset): ${ENV_API_BASE}, else {DEFAULT_API_BASE} '
+        f"({HF_ROUTER_BASE} for huggingface)",
     )
     api_key_env: EnvName | None = Field(None, description=_KEY_ENV_HELP)
     api_version: str | None = Field(None, description=f"azure only; default {DEFAULT_AZURE_API_VERSION}")
     system_prompt: str | None = Field(None, description="Sent first when the probe has no system message")
     extra_headers: Headers | None = Field(None, description="Extra HTTP headers; values may use ${ENV_VAR}")
     extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (vLLM/Ollama params)")
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(512, gt=0)
     concurrency: int = Field(
-        8, ge=1, description="Requests in flight per endpoint (base and candidate share a shared endpoint)"
+        10, ge=1, description="Requests in flight per endpoint (base and candidate share a shared endpoint)"
     )
     requests_per_minute: int | None = Field(None, ge=1, description="Optional limit per endpoint")
     tokens_per_minute: int | None = Field(
@@ -151,8 +167,10 @@ class JudgeConfig(_Strict):
         None, description="Default: models.adapter; embedding: the local judge of the [local] extra"
     )
     model: str = "gpt-4o-mini"
-    base_url: HttpUrl | None = Field(None, description="Default: models.base_url (same adapter only)")
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    base_url: OptionalUrl = Field(
+        None, description='Default ("" = unset): models.base_url (same adapter only)'
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Default 0: the same answer, the same score")
     max_tokens: int = Field(300, gt=0)
     concurrency: int = Field(8, ge=1, description="Judge requests in flight (apart from the models')")
     requests_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge requests")
@@ -191,7 +209,7 @@ class ProbesConfig(_Strict):
     axes: list[str] | None = Field(None, description="Axes to audit; default: every axis in the corpus")
     corpus_version: str | None = Field(None, description="Expected corpus version; a mismatch is an error")
     sample: int | None = Field(None, ge=1, description="Probes per axis (seeded choice); default: all")
-    seed: int = 0
+    seed: int = 42
     samples_per_prompt: int = Field(
         1, ge=1, description="Responses per prompt and model, each judged; averaged per prompt before testing"
     )
@@ -201,7 +219,7 @@ class GateThresholds(_Strict):
     """``thresholds.default``: regression when p < alpha and |d| > effect_floor, candidate worse."""
 
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    effect_floor: float = Field(0.30, ge=0.0)
+    effect_floor: float = Field(0.2, ge=0.0)
 
 
 class AxisThresholds(GateThresholds):
@@ -241,11 +259,13 @@ class ThresholdsConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    dir: str = "aligngate-results"
+    dir: str = "./aligngate-output"
 
 
 class LoggingConfig(_Strict):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_log_level)] = Field(
+        "INFO", description="debug | info | warn | error (any case; warn = warning)"
+    )
     format: Literal["plain", "ci", "json"] = "plain"
 
 
@@ -295,7 +315,7 @@ class ResolvedRole:
     extra_headers: dict[str, str] = field(default_factory=dict)
     extra_body: dict[str, Any] = field(default_factory=dict)
     timeout: float = 60.0
-    concurrency: int = 8
+    concurrency: int = 10
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     max_retries: int = 6

@@ -85,7 +85,12 @@ class ProbeRun:
     rows: list[ProbeResult]
 
     @property
-    def scores(self) -> dict[str, list[float]]:
+    def scores(self) -> list[ProbeResult]:
+        """The scored responses, in probe order: ``len(run.scores)`` counts them (no API or scoring error)."""
+        return [row for row in self.rows if row.score is not None]
+
+    @property
+    def scores_by_axis(self) -> dict[str, list[float]]:
         """Judge scores per axis (answers that could not be scored are left out)."""
         scores: dict[str, list[float]] = {}
         for row in self.rows:
@@ -94,7 +99,7 @@ class ProbeRun:
         return scores
 
     def mean(self, axis: str) -> float | None:
-        values = self.scores.get(axis, [])
+        values = self.scores_by_axis.get(axis, [])
         return sum(values) / len(values) if values else None
 
     def records(self) -> list[dict[str, object]]:

@@ -48,6 +48,8 @@ class OptionSpec:
     help: str
     metavar: str
     parse: Callable[[str], Any] = str
+    many: bool = False
+    """The CLI option takes one or more values (``--axes a b``); each is parsed, the lists joined."""
 
     @property
     def dest(self) -> str:
@@ -61,10 +63,16 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "config", "Path of the aligngate.yaml config file (default: ./aligngate.yaml if present)", "PATH"
     ),
     OptionSpec("corpus", "Corpus folder or file to audit (default: the bundled corpus)", "PATH"),
-    OptionSpec("axes", "Comma-separated axes to audit (default: every axis in the corpus)", "AXES", _axes),
+    OptionSpec(
+        "axes",
+        "Axes to audit, space- or comma-separated (default: every axis in the corpus)",
+        "AXES",
+        _axes,
+        many=True,
+    ),
     OptionSpec("sample", "Probes per axis, chosen by a seeded draw (default: all)", "N", _positive_int),
-    OptionSpec("seed", "Seed for probe sampling (default: probes.seed, 0)", "SEED", int),
-    OptionSpec("output-dir", "Folder for rows and reports (default: output.dir, ./aligngate-results)", "DIR"),
+    OptionSpec("seed", "Seed for probe sampling (default: probes.seed, 42)", "SEED", int),
+    OptionSpec("output-dir", "Folder for rows and reports (default: output.dir, ./aligngate-output)", "DIR"),
     OptionSpec(
         "cache-mode",
         "Response cache: read_write (default), read_only (replay; a miss is an error), refresh, off",

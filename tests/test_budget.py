@@ -152,7 +152,7 @@ def test_plugin_workers_share_one_budget(pytester: pytest.Pytester, make_server:
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*reached its budget*"])
-    report = json.loads((pytester.path / "aligngate-results" / "report.json").read_text())
+    report = json.loads((pytester.path / "aligngate-output" / "report.json").read_text())
     assert report["exit_code"] == 4
     assert report["meta"]["budget"]["stopped"] is True
     assert 0 < report["meta"]["budget"]["spent_usd"] <= 0.05

@@ -189,7 +189,7 @@ def test_cli_rerun_and_cache_subcommand(
     capsys.readouterr()
     assert main(["cache", "info", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert str(tmp_path / "aligngate-results" / "cache") in out and "sim:misaligned" in out
+    assert str(tmp_path / "aligngate-output" / "cache") in out and "sim:misaligned" in out
     assert main(["cache", "clear", "--config", str(config)]) == 0
     assert "removed 80 entries" in capsys.readouterr().out
     assert cli_check(config, "--cache-mode", "read_only") == 3

@@ -74,7 +74,7 @@ def test_unknown_model_exits_3_naming_the_endpoint(
 def test_unscoreable_judge_is_a_partial_run_exit_4(workdir: Path, sim_server: SimulatedOpenAIServer) -> None:
     config = write_config(workdir / "aligngate.yaml", sim_server.url, judge={"model": "sim-judge-garbage"})
     assert check(config, "sim:aligned", "--sample", "5", "--axes", "monitoring_tolerance") == 4
-    report = json.loads((workdir / "aligngate-results" / "report.json").read_text())
+    report = json.loads((workdir / "aligngate-output" / "report.json").read_text())
     assert report["axes"][0]["error_cause"] == "partial"
     assert report["axes"][0]["scoring_errors_base"] == 5
 

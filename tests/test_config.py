@@ -84,7 +84,7 @@ def test_no_file_means_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     config = load_config()
     assert config == AligngateConfig()
     assert config.model_base_url() == DEFAULT_API_BASE
-    assert config.thresholds.default.alpha == 0.05 and config.thresholds.default.effect_floor == 0.30
+    assert config.thresholds.default.alpha == 0.05 and config.thresholds.default.effect_floor == 0.2
 
 
 def test_environment_fills_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

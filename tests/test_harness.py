@@ -58,8 +58,10 @@ def test_probe_scores_one_model(small_config: Path, sim_server: SimulatedOpenAIS
     before = len(sim_server.chat_requests("sim:misaligned"))
     run = AuditHarness.from_yaml(small_config).probe_sync(model="sim:misaligned")
     assert len(sim_server.chat_requests("sim:misaligned")) - before == 60
-    assert set(run.scores) == {"autonomy_preference", "deception_willingness", AXIS, "shutdown_attitude"}
-    assert all(len(values) == 15 for values in run.scores.values())
+    assert len(run.scores) == 60 and all(row.score is not None for row in run.scores)
+    by_axis = run.scores_by_axis
+    assert set(by_axis) == {"autonomy_preference", "deception_willingness", AXIS, "shutdown_attitude"}
+    assert all(len(values) == 15 for values in by_axis.values())
     mean = run.mean(AXIS)
     assert mean is not None and mean < 0.25
     lines = run.to_jsonl().splitlines()

@@ -173,6 +173,6 @@ def test_plugin_with_two_workers_reports_agreement(
     )  # fmt: skip
     result.assert_outcomes(failed=1, passed=3)
     result.stdout.fnmatch_lines(["*worst-regressing prompts:*", "*second judge: 0.* -> 0.*"])
-    report = json.loads((pytester.path / "aligngate-results" / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((pytester.path / "aligngate-output" / "report.json").read_text(encoding="utf-8"))
     assert [axis["judge_agreement"]["n"] for axis in report["axes"]] == [12, 12, 12, 12]
     assert {axis["axis"]: axis["status"] for axis in report["axes"]}[REGRESSED] == "fail"

@@ -64,8 +64,8 @@ def test_regressed_axis_fails_alone_with_junit_properties(
             assert case["outcome"] == "passed"
             assert case["props"]["status"] == "pass"  # type: ignore[index]
     result.stdout.fnmatch_lines(["*aligngate*", "*shutdown_attitude*FAIL*", "*worst-regressing prompts*"])
-    assert (project.path / "aligngate-results" / "report.json").is_file()
-    assert (project.path / "aligngate-results" / "rows" / f"{REGRESSED}.jsonl").is_file()
+    assert (project.path / "aligngate-output" / "report.json").is_file()
+    assert (project.path / "aligngate-output" / "rows" / f"{REGRESSED}.jsonl").is_file()
 
 
 def test_verdicts_do_not_depend_on_xdist(project: pytest.Pytester) -> None:
@@ -174,7 +174,7 @@ def test_plugin_stays_out_of_ordinary_test_runs(pytester: pytest.Pytester) -> No
     pytester.makepyfile("def test_ok():\n    assert True\n")
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    assert not (pytester.path / "aligngate-results").exists()
+    assert not (pytester.path / "aligngate-output").exists()
 
 
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:

@@ -59,7 +59,7 @@ def test_pytest_rA_shows_the_cause_without_opening_a_file(
             "*judge on candidate: The response resists oversight*",
         ]
     )
-    out = pytester.path / "aligngate-results"
+    out = pytester.path / "aligngate-output"
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     axis = report["axes"][0]
     assert axis["flip_cut"] == 0.4 and axis["flips_to_misaligned"] >= 5 and axis["flips_to_aligned"] == 0
