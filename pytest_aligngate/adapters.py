@@ -18,7 +18,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pytest_aligngate.config import ENV_HF_TOKEN, AligngateConfig, ResolvedRole, RoleName, runs_locally
+from pytest_aligngate.config import (
+    DEFAULT_MAX_ANSWER_CHARS,
+    ENV_HF_TOKEN,
+    AligngateConfig,
+    ResolvedRole,
+    RoleName,
+    runs_locally,
+)
 from pytest_aligngate.endpoints import (
     SHARED_POOL,
     Endpoint,
@@ -27,6 +34,7 @@ from pytest_aligngate.endpoints import (
     estimate_prompt_tokens,
 )
 from pytest_aligngate.records import Completion, Usage
+from pytest_aligngate.safe_text import redact, single_line
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -54,14 +62,17 @@ LOGPROB_TOKENS = 5
 
 
 class AdapterError(Exception):
-    """A model call failed for good (after retries); names the endpoint, model and cause."""
+    """A model call failed for good (after retries); names the endpoint, model and cause.
+
+    ``detail`` often quotes the endpoint's reply: it is kept on one line with secrets redacted.
+    """
 
     def __init__(self, endpoint: str, model: str, cause: ErrorCause, detail: str) -> None:
         self.endpoint = endpoint
         self.model = model
         self.cause = cause
-        self.detail = detail
-        super().__init__(f"{cause}: {endpoint} (model {model!r}): {detail}")
+        self.detail = single_line(detail)
+        super().__init__(single_line(f"{cause}: {endpoint} (model {model!r}): {self.detail}"))
 
     @property
     def fatal(self) -> bool:
@@ -122,6 +133,7 @@ class OpenAICompatAdapter:
         system_prompt: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
     ) -> None:
         self.model = model
         self.endpoint = endpoint.rstrip("/")
@@ -140,6 +152,7 @@ class OpenAICompatAdapter:
         self._system_prompt = system_prompt
         self._temperature = temperature
         self._max_tokens = max_tokens
+        self._max_answer_chars = max_answer_chars
         self._endpoint: Endpoint | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -166,6 +179,7 @@ class OpenAICompatAdapter:
             system_prompt=settings.system_prompt,
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
+            max_answer_chars=settings.max_answer_chars,
             **kwargs,
         )
 
@@ -274,14 +288,19 @@ class OpenAICompatAdapter:
         except BudgetExceeded as exc:
             raise AdapterError(self.endpoint, self.model, "budget", str(exc)) from None
         endpoint.settle(tokens, usage.prompt_tokens + usage.completion_tokens if usage else None)
-        choices = reply.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise AdapterError(self.endpoint, self.model, "server", "reply has no choices")
+        try:
+            choice, message, model = _reply_parts(reply)
+            logprobs = _top_logprobs(choice) if params.logprobs else None
+        except _Malformed as exc:
+            raise AdapterError(self.endpoint, self.model, "server", f"malformed reply: {exc}") from None
+        text = redact(_with_reasoning(message))  # before the cap: a cut secret would leak its start
+        cap = self._max_answer_chars
         return Completion(
-            text=_with_reasoning(choices[0].get("message") or {}),
+            text=text[:cap],
             usage=usage or Usage(),
-            model=reply.get("model") or self.model,
-            logprobs=_top_logprobs(choices[0]) if params.logprobs else None,
+            model=model or self.model,
+            logprobs=logprobs,
+            truncated=len(text) > cap,
         )
 
     def _charge(self, prompt_tokens: int, max_tokens: int) -> AbstractContextManager[Charge | None]:
@@ -296,6 +315,9 @@ class OpenAICompatAdapter:
         cause: ErrorCause
         if isinstance(exc, openai.APITimeoutError):
             cause, detail = "timeout", f"no answer within {self._timeout:g}s"
+        elif isinstance(exc, openai.APIConnectionError) and _cut_mid_body(exc.__cause__):
+            reason = exc.__cause__
+            cause, detail = "server", f"connection closed in the middle of the reply ({reason})"
         elif isinstance(exc, openai.APIConnectionError):
             reason = exc.__cause__ or exc
             cause, detail = "unreachable", f"cannot connect ({type(reason).__name__}: {reason})"
@@ -329,25 +351,75 @@ class OpenAICompatAdapter:
             await self._pool.release(endpoint)
 
 
+class _Malformed(ValueError):
+    """A reply field has the wrong JSON type; the message names the field."""
+
+
+def _field(value: Any, name: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    """``value`` when it has JSON type ``kind`` (or is null and ``optional``); else :class:`_Malformed`."""
+    if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    names = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    wanted = " or ".join(dict.fromkeys(names[k] for k in (kind if isinstance(kind, tuple) else (kind,))))
+    got = "null" if value is None else type(value).__name__
+    raise _Malformed(f"{name} is {got}, expected {wanted}")
+
+
+def _reply_parts(reply: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """The first choice, its message and the reply's model, each checked for its JSON type."""
+    choices = _field(reply.get("choices"), "choices", list)
+    if not choices:
+        raise _Malformed("choices is empty")
+    choice = _field(choices[0], "choices[0]", dict)
+    message = _field(choice.get("message"), "choices[0].message", dict)
+    _field(message.get("content"), "choices[0].message.content", str, optional=True)
+    for key in ("reasoning_content", "reasoning"):
+        _field(message.get(key), f"choices[0].message.{key}", str, optional=True)
+    return choice, message, _field(reply.get("model"), "model", str, optional=True)
+
+
+def _cut_mid_body(reason: BaseException | None) -> bool:
+    """True for a connection the server closed after starting, not finishing, its reply body.
+
+    Matched by name: the SDK's HTTP library differs across versions (``httpx``, ``httpx2``).
+    """
+    return type(reason).__name__ == "RemoteProtocolError" and "message body" in str(reason)
+
+
 def _usage(reply: dict[str, Any]) -> Usage | None:
-    """The reply's token usage; None when the server reports none."""
+    """The reply's token usage; None when the server reports none (or not as numbers)."""
     usage = reply.get("usage")
     if not isinstance(usage, dict):
         return None
-    return Usage(
-        prompt_tokens=usage.get("prompt_tokens") or 0, completion_tokens=usage.get("completion_tokens") or 0
+    counts = [usage.get(key) for key in ("prompt_tokens", "completion_tokens")]
+    prompt, completion = (
+        n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0 for n in counts
     )
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
 def _top_logprobs(choice: dict[str, Any]) -> list[dict[str, float]] | None:
     """The top alternatives of the first answer tokens; None when the server sent no logprobs."""
-    content = (choice.get("logprobs") or {}).get("content")
+    logprobs = _field(choice.get("logprobs"), "choices[0].logprobs", dict, optional=True) or {}
+    content = _field(logprobs.get("content"), "choices[0].logprobs.content", list, optional=True)
     if not content:
         return None
-    return [
-        {alt["token"]: alt["logprob"] for alt in token.get("top_logprobs") or []}
-        for token in content[:LOGPROB_TOKENS]
-    ]
+    top = []
+    for index, token in enumerate(content[:LOGPROB_TOKENS]):
+        where = f"choices[0].logprobs.content[{index}]"
+        alternatives = _field(
+            _field(token, where, dict).get("top_logprobs"), f"{where}.top_logprobs", list, optional=True
+        )
+        entries = [_field(alt, f"{where}.top_logprobs[]", dict) for alt in alternatives or []]
+        top.append(
+            {
+                _field(alt.get("token"), f"{where}.top_logprobs[].token", str): float(
+                    _field(alt.get("logprob"), f"{where}.top_logprobs[].logprob", (int, float))
+                )
+                for alt in entries
+            }
+        )
+    return top
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from pytest_aligngate.safe_text import watch_secret_env
 from pytest_aligngate.yamlsource import SourceError, load_yaml, validation_errors
 
 DEFAULT_CONFIG_NAME = "aligngate.yaml"
@@ -28,6 +29,8 @@ ENV_API_BASE = "ALIGNGATE_API_BASE"
 ENV_API_KEY = "ALIGNGATE_API_KEY"
 ENV_HF_TOKEN = "ALIGNGATE_HF_TOKEN"
 HF_ROUTER_BASE = "https://router.huggingface.co/v1"
+DEFAULT_MAX_ANSWER_CHARS = 100_000
+watch_secret_env(ENV_API_KEY, ENV_HF_TOKEN)
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 AdapterName = Literal["openai_compat", "huggingface", "azure", "llama_cpp"]
@@ -137,6 +140,9 @@ class ModelsConfig(_Strict):
     extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (vLLM/Ollama params)")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(512, gt=0)
+    max_answer_chars: int = Field(
+        DEFAULT_MAX_ANSWER_CHARS, ge=1, description="Longer answers are cut here (the row says truncated)"
+    )
     concurrency: int = Field(
         10, ge=1, description="Requests in flight per endpoint (base and candidate share a shared endpoint)"
     )
@@ -298,9 +304,11 @@ class ResolvedRole:
     """One role's endpoint settings after precedence: role block, shared ``models``, environment, default.
 
     A role block that sets its own ``adapter`` or ``base_url`` is another endpoint: it does not
-    inherit ``api_key_env``, ``api_version`` or ``extra_headers`` from ``models`` (so credentials never
-    follow a role elsewhere). ``temperature``/``max_tokens`` are set by a role block only; None means
-    the caller's sampling. Keys are never held here, only the name of the variable that holds one.
+    inherit ``api_key_env``, ``api_version`` or ``extra_headers`` from ``models``, nor get the default
+    ``ALIGNGATE_API_KEY`` (only ``huggingface`` gets ``ALIGNGATE_HF_TOKEN``), so credentials never
+    follow a role elsewhere. ``temperature``/``max_tokens`` are set by a role block only; None means
+    the caller's sampling. Keys are never held here, only the name of the variable that holds one;
+    that variable and those the headers read are watched for redaction (:mod:`safe_text`).
     """
 
     role: RoleName
@@ -319,6 +327,11 @@ class ResolvedRole:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     max_retries: int = 6
+    max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS
+
+    def __post_init__(self) -> None:
+        refs = (ref for text in self.extra_headers.values() for ref in _ENV_REF.findall(text))
+        watch_secret_env(self.api_key_env or "", *refs)
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -395,8 +408,10 @@ class AligngateConfig(_Strict):
         if base_url is None:
             base_url = HF_ROUTER_BASE if adapter == "huggingface" else self.model_base_url()
         key_env = endpoint("api_key_env")
-        if key_env is None:
-            key_env = ENV_HF_TOKEN if adapter == "huggingface" else ENV_API_KEY
+        if key_env is None and adapter == "huggingface":
+            key_env = ENV_HF_TOKEN
+        elif key_env is None and same_endpoint:
+            key_env = ENV_API_KEY  # the default key belongs to the shared endpoint only
         azure_version = DEFAULT_AZURE_API_VERSION if adapter == "azure" else None
         rates = self.judge if role == "judge" else shared  # the judge's per-minute limits are its own
         own_sampling = role != "judge"
@@ -417,6 +432,7 @@ class AligngateConfig(_Strict):
             requests_per_minute=rates.requests_per_minute,
             tokens_per_minute=rates.tokens_per_minute,
             max_retries=pick("max_retries"),
+            max_answer_chars=shared.max_answer_chars,
         )
 
     def unpriced_models(self) -> list[str]:

@@ -175,7 +175,7 @@ def load_corpus_file(path: Path) -> tuple[str | None, list[Probe]]:
     try:
         doc = load_yaml(path)
     except SourceError as exc:
-        raise CorpusError(exc.path, exc.message, exc.line) from exc
+        raise CorpusError(exc.path, exc.message, exc.line, exc.key) from exc
     if not isinstance(doc.data, dict):
         raise CorpusError(path, "expected a mapping with a 'probes' list", 1)
     try:

@@ -177,6 +177,7 @@ async def _probe_one(
     row = row.model_copy(
         update={
             "response": completion.text,
+            "truncated": completion.truncated,
             "usage": completion.usage,
             "refusal": is_refusal(answer),
         }

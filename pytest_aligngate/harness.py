@@ -22,6 +22,7 @@ from pytest_aligngate.config import AligngateConfig, load_config
 from pytest_aligngate.engine import AxisVerdict, ProgressCallback, probe_model
 from pytest_aligngate.records import ProbeResult
 from pytest_aligngate.reports import Report, report_paths
+from pytest_aligngate.safe_text import redact, single_line
 from pytest_aligngate.session import AuditSession, SessionSetupError
 
 PROBE_FIELDS = (
@@ -110,13 +111,19 @@ class ProbeRun:
         ]
 
     def to_jsonl(self) -> str:
-        return "".join(json.dumps({key: r[key] for key in PROBE_FIELDS}) + "\n" for r in self.records())
+        """One JSON object a line, secrets redacted."""
+        lines = (json.dumps({key: r[key] for key in PROBE_FIELDS}) + "\n" for r in self.records())
+        return redact("".join(lines))
 
     def to_csv(self) -> str:
+        """One row a prompt; text cells on one line (see :func:`~pytest_aligngate.safe_text.single_line`)."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=PROBE_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.records())
+        writer.writerows(
+            {key: single_line(value) if isinstance(value, str) else value for key, value in record.items()}
+            for record in self.records()
+        )
         return buffer.getvalue()
 
 

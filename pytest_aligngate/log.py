@@ -4,6 +4,9 @@
 - ``ci``: GitHub Actions workflow commands: ``::error title=aligngate <axis>::<message>`` for a
   regressed or broken axis, ``::warning::`` for warnings, plain lines otherwise.
 - ``json``: one JSON object a line (``time``, ``level``, ``message`` and the record's fields).
+
+Every message is one line with secrets redacted (:mod:`safe_text`): an endpoint's error text
+cannot forge a workflow command, move the terminal cursor or print a key.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 from pytest_aligngate.config import LoggingConfig
 from pytest_aligngate.engine import AxisVerdict
 from pytest_aligngate.reports import verdict_line
+from pytest_aligngate.safe_text import redact, single_line, visible_controls
 
 LOGGER_NAME = "aligngate"
 FIELDS = "aligngate"
@@ -31,7 +35,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"aligngate: {record.getMessage()}"
+        return f"aligngate: {single_line(record.getMessage())}"
 
 
 class CIFormatter(logging.Formatter):
@@ -39,12 +43,13 @@ class CIFormatter(logging.Formatter):
 
     @staticmethod
     def _escape(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return visible_controls(redact(text))
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         if record.levelno < logging.WARNING:
-            return f"aligngate: {message}"
+            return f"aligngate: {single_line(message)}"
         command = "error" if record.levelno >= logging.ERROR else "warning"
         axis = _fields(record).get("axis")
         title = f"aligngate {axis}" if axis else "aligngate"
@@ -61,7 +66,7 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
             **{key: _finite(value) for key, value in _fields(record).items()},
         }
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 def _finite(value: object) -> object:

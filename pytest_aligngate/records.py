@@ -35,6 +35,8 @@ class Completion(BaseModel):
     model: str = ""
     logprobs: list[dict[str, float]] | None = None
     """Top alternatives (token -> log probability) of the first answer tokens, when requested."""
+    truncated: bool = False
+    """The answer was longer than ``models.max_answer_chars`` and was cut there."""
 
 
 class ProbeResult(BaseModel):
@@ -50,6 +52,8 @@ class ProbeResult(BaseModel):
     response: str | None = None
     usage: Usage = Usage()
     refusal: bool = False
+    truncated: bool = False
+    """The answer was cut at ``models.max_answer_chars``."""
     score: float | None = None
     rationale: str | None = None
     scored_by: ScoredBy | None = None

@@ -3,17 +3,19 @@
 It holds the per-axis summary, base-vs-candidate score histograms per axis drawn as SVG, and a
 per-prompt table that the reader can filter by axis and sort by score change (also from the
 address: ``report.html#axis=shutdown_attitude&sort=change-desc``). Every piece of
-text from a model, the judge or the config goes through :func:`html.escape`.
+text from a model, the judge or the config goes through :func:`escape` (``html.escape`` after
+:func:`~pytest_aligngate.safe_text.visible_controls`).
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
-from html import escape
 
 from pytest_aligngate.engine import AxisVerdict
 from pytest_aligngate.reports import PromptRow, Report, cost_line
+from pytest_aligngate.safe_text import visible_controls
 
 BINS = 10
 BASE_COLOUR = "#4c78a8"
@@ -72,6 +74,11 @@ SCRIPT = """
   filter.addEventListener('change',apply);sorter.addEventListener('change',apply);apply();
 })();
 """
+
+
+def escape(text: str) -> str:
+    """HTML-escaped text with control characters shown as escapes (newlines and tabs kept)."""
+    return html.escape(visible_controls(text, keep="\n\t"))
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

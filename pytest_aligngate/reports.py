@@ -13,6 +13,7 @@ from pytest_aligngate.drift import DriftReport, drift_lines
 from pytest_aligngate.engine import AxisVerdict
 from pytest_aligngate.judge_agreement import agreement_markdown
 from pytest_aligngate.records import ProbeResult, Usage
+from pytest_aligngate.safe_text import flat, markdown_code, markdown_inert, redact, single_line
 
 WORST_PROMPTS = 3
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -167,7 +168,7 @@ def _num(value: float | None, digits: int = 3) -> str:
 def verdict_line(v: AxisVerdict) -> str:
     """One line: status, p, d, n and means."""
     if v.status == "error":
-        return f"{v.axis}: ERROR: {v.error}"
+        return f"{v.axis}: ERROR: {single_line(v.error or '')}"
     holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
     line = (
         f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}{holm}, d={_num(v.effect_size, 2)}, "
@@ -235,22 +236,24 @@ def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
     if worst:
         lines.append("  worst-regressing prompts:")
     for prompt in worst:
-        lines.append(f"  - {prompt.prompt_id}: {_num(prompt.base_score)} -> {_num(prompt.candidate_score)}")
+        scores = f"{_num(prompt.base_score)} -> {_num(prompt.candidate_score)}"
+        lines.append(f"  - {single_line(_clip(prompt.prompt_id))}: {scores}")
         if prompt.base_second_score is not None or prompt.candidate_second_score is not None:
             second = f"{_num(prompt.base_second_score)} -> {_num(prompt.candidate_second_score)}"
             lines.append(f"      second judge: {second}")
-        lines.append(f"      base:      {_clip(prompt.base_response)}")
-        lines.append(f"      candidate: {_clip(prompt.candidate_response)}")
+        lines.append(f"      base:      {single_line(_clip(prompt.base_response))}")
+        lines.append(f"      candidate: {single_line(_clip(prompt.candidate_response))}")
         if prompt.base_rationale:
-            lines.append(f"      judge on base:      {_clip(prompt.base_rationale)}")
+            lines.append(f"      judge on base:      {single_line(_clip(prompt.base_rationale))}")
         if prompt.candidate_rationale:
-            lines.append(f"      judge on candidate: {_clip(prompt.candidate_rationale)}")
+            lines.append(f"      judge on candidate: {single_line(_clip(prompt.candidate_rationale))}")
     return "\n".join(lines)
 
 
 def _clip(text: str | None, limit: int = 160) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """``text`` redacted (before cutting: a cut secret would leak its start), on one line, clipped."""
+    line = flat(redact(text or ""))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
@@ -265,7 +268,7 @@ def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
             f"{refusals:>9}"
         )
         if v.status == "error":
-            lines.append(f"    {v.error}")
+            lines.append(f"    {single_line(v.error or '')}")
         lines += [f"    {note}" for note in verdict_notes(v)]
     return "\n".join(lines)
 
@@ -338,8 +341,9 @@ def markdown(report: Report) -> str:
     lines = [
         f"## aligngate: {report.overall_status.upper()}",
         "",
-        f"Base `{meta.base}` vs candidate `{meta.candidate}`, judged by `{meta.judge}` "
-        f"(corpus {meta.corpus_version}, rubrics {meta.rubric_version}, run `{meta.run_id}`).",
+        f"Base {markdown_code(meta.base)} vs candidate {markdown_code(meta.candidate)}, "
+        f"judged by {markdown_code(meta.judge)} (corpus {markdown_inert(meta.corpus_version)}, "
+        f"rubrics {meta.rubric_version}, run {markdown_code(meta.run_id)}).",
         *([cost, ""] if cost else [""]),
         "| axis | status | p | d | n (base/cand) | mean base | mean cand | refusals (base/cand) |",
         "|---|---|---|---|---|---|---|---|",
@@ -352,7 +356,7 @@ def markdown(report: Report) -> str:
         )
     errors = [v for v in report.axes if v.error]
     for v in errors:
-        lines += ["", f"**{v.axis}**: {v.error}"]
+        lines += ["", f"**{v.axis}**: {markdown_inert(v.error or '')}"]
     noted = [(v.axis, verdict_notes(v)) for v in report.axes if verdict_notes(v)]
     if noted:
         lines += ["", "### Statistics", ""]
@@ -387,21 +391,23 @@ def markdown(report: Report) -> str:
                 scores = f"{_num(p.base_second_score, 2)} → {_num(p.candidate_second_score, 2)}"
                 second = f" (second judge {scores})"
             lines.append(
-                f"| {p.prompt_id}{second} | {_num(p.base_score, 2)} | {_num(p.candidate_score, 2)} | "
+                f"| {_md_cell(p.prompt_id)}{second} | {_num(p.base_score, 2)} | "
+                f"{_num(p.candidate_score, 2)} | "
                 f"{_md_cell(p.base_response)} | {_md_cell(p.candidate_response)} | "
                 f"{_md_cell(p.base_rationale)} | {_md_cell(p.candidate_rationale)} |"
             )
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines)) + "\n"
 
 
 def _md_cell(text: str | None) -> str:
-    return _clip(text, 200).replace("|", "\\|")
+    """Untrusted text as an inert Markdown table cell."""
+    return markdown_inert(_clip(text, 200))
 
 
 def write_rows(path: Path, rows: Iterable[ProbeResult]) -> None:
     """Per-prompt rows as JSON lines."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(row.model_dump_json() + "\n" for row in rows), encoding="utf-8")
+    path.write_text(redact("".join(row.model_dump_json() + "\n" for row in rows)), encoding="utf-8")
 
 
 def read_rows(path: Path) -> list[ProbeResult]:
@@ -431,11 +437,11 @@ def write_reports(output_dir: Path, report: Report) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = report_paths(output_dir)
     # model_dump_json, not json.dumps: it writes infinite effect sizes as "Infinity" strings.
-    paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    paths["json"].write_text(redact(report.model_dump_json(indent=2)) + "\n", encoding="utf-8")
     text = markdown(report)
     paths["md"].write_text(text, encoding="utf-8")
-    paths["html"].write_text(render_html(report), encoding="utf-8")
-    paths["junit"].write_text(junit_xml(report), encoding="utf-8")
+    paths["html"].write_text(redact(render_html(report)), encoding="utf-8")
+    paths["junit"].write_text(redact(junit_xml(report)), encoding="utf-8")
     summary = os.environ.get(STEP_SUMMARY_ENV)
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

@@ -38,9 +38,7 @@ _COMMAND_START = re.compile(r"^(\s*):")
 _LEGACY_COMMAND = re.compile(r"##\[")
 _JOINER = "&#8288;"
 """WORD JOINER as an entity: invisible once rendered, and breaks GitHub's link and mention matching."""
-_MD_CHARS = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"} | {
-    c: "\\" + c for c in "\\`*_[]()!#~|$"
-}
+_MD_CHARS = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"} | {c: "\\" + c for c in "\\`*_[]()!#~|$"}
 _MD_AUTOLINK = re.compile(r"(?i)(:)(?=//)|(?<=www)(\.)|(@)|(?<=\\#)(?=\d)")
 
 
@@ -68,9 +66,9 @@ def _visible(match: re.Match[str]) -> str:
     return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
-def visible_controls(text: str) -> str:
-    """Control, bidi-override and line-separator characters as visible escapes; all else unchanged."""
-    return _CONTROL.sub(_visible, text)
+def visible_controls(text: str, keep: str = "") -> str:
+    """Control, bidi-override and line-separator characters (but those in ``keep``) as visible escapes."""
+    return _CONTROL.sub(lambda match: match.group() if match.group() in keep else _visible(match), text)
 
 
 def single_line(text: str) -> str:

@@ -148,6 +148,10 @@ class AuditSession:
             SessionSetupError: an adapter cannot be built or the corpus folder is missing.
         """
         session = cls(config, base, candidate, run_id or uuid.uuid4().hex[:12], output_dir)
+        cache_dir = Path(config.cache.dir) if config.cache.dir else output_dir / CACHE_DIR
+        for key, folder in (("output.dir", output_dir), ("cache.dir", cache_dir)):
+            if folder.exists() and not folder.is_dir():
+                raise SessionSetupError(f"{key}: {folder} is a file, not a folder")
         try:
             session.base_adapter()
             session.candidate_adapter()

@@ -78,9 +78,10 @@ def test_role_blocks_override_the_shared_models_block(monkeypatch: pytest.Monkey
     )
     assert base.model is None and base.max_tokens is None and base.timeout == 30
     candidate = config.role_settings("candidate")
-    # Another endpoint: the gateway's key and headers do not follow it; sampling settings do.
+    # Another endpoint: no key (neither the gateway's nor the default) and no headers follow it;
+    # sampling settings do.
     assert candidate.base_url == "http://127.0.0.1:8000/v1" and candidate.model == "ckpt-final"
-    assert candidate.api_key_env == "ALIGNGATE_API_KEY" and candidate.extra_headers == {}
+    assert candidate.api_key_env is None and candidate.extra_headers == {}
     assert candidate.extra_body == {"top_k": 20} and candidate.max_tokens == 4096 and candidate.timeout == 30
     judge = config.role_settings("judge")
     assert (judge.base_url, judge.api_key_env, judge.model, judge.concurrency) == (

@@ -42,13 +42,15 @@ def scores(report: dict[str, object]) -> dict[str, tuple[object, object]]:
 def test_faulty_server_gives_the_clean_verdicts(
     make_server: ServerFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    models = {"max_retries": 6, "timeout": 5}
+    # Which request meets which fault depends on the prompts and the body: pinned so that all kinds occur.
+    models = {"max_retries": 6, "timeout": 5, "temperature": 0.0}
+    probes = {"seed": 0}
     clean_server = make_server()
     # Cache off: identical judge requests may hit within a run, which would blur the request counts.
-    clean_config = write_config(tmp_path / "clean.yaml", clean_server.url, models=models)
+    clean_config = write_config(tmp_path / "clean.yaml", clean_server.url, models=models, probes=probes)
     clean = check(clean_config, tmp_path / "clean", "--cache-mode", "off")
     faulty_server = make_server(fault_rate=0.2, fault_seed=1)
-    faulty_config = write_config(tmp_path / "faulty.yaml", faulty_server.url, models=models)
+    faulty_config = write_config(tmp_path / "faulty.yaml", faulty_server.url, models=models, probes=probes)
     faulty = check(faulty_config, tmp_path / "faulty", "--cache-mode", "off")
     served = faulty_server.faults.served
     assert set(served) == {"429", "500", "slow", "drop", "malformed"}, served
