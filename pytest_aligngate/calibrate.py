@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from pytest_aligngate.config import GateThresholds
+
 BASELINES = "baselines.json"
 
 
@@ -43,13 +45,18 @@ def load_baselines() -> Baselines:
 
 
 def preset_table(baselines: Baselines, chosen: str | None = None) -> str:
-    """The presets as a text table; ``chosen`` is marked with ``*``."""
+    """The presets as a text table; ``chosen`` is marked with ``*``; a last line gives the config default."""
     lines = [f"  {'sensitivity':<14} {'alpha':>6} {'effect floor':>13}  summary"]
     for preset in baselines.presets.values():
         mark = "*" if preset.name == chosen else " "
         lines.append(
             f"{mark} {preset.name:<14} {preset.alpha:>6g} {preset.effect_floor:>13g}  {preset.summary}"
         )
+    default = GateThresholds()
+    lines.append(
+        f"  config default, without a thresholds section: alpha {default.alpha:g}, "
+        f"effect floor {default.effect_floor:g} (not a preset)"
+    )
     return "\n".join(lines)
 
 
