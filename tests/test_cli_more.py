@@ -145,3 +145,16 @@ def test_progress_is_silent_off_a_terminal() -> None:
     progress.advance(_row("a"))
     progress.close()
     assert stream.getvalue() == ""
+
+
+def test_axes_take_one_or_more_names_space_or_comma_separated() -> None:
+    from pytest_aligngate.cli import build_parser
+    from pytest_aligngate.options import RUN_OPTIONS
+
+    for command in (["check", "--base", "b", "--candidate", "c"], ["probe", "--model", "m"]):
+        given = [*command, "--axes", "a", "b,c", "--axes", "d", "a", "--sample", "2"]
+        args = build_parser().parse_args(given)
+        assert (args.axes, args.sample) == (["a", "b", "c", "d"], 2)
+    # The plugin's --aligngate-axes / ini value is one string: commas or spaces.
+    spec = next(spec for spec in RUN_OPTIONS if spec.name == "axes")
+    assert spec.parse("a b") == spec.parse("a,b") == spec.parse(" a, b ") == ["a", "b"]

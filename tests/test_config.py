@@ -109,3 +109,20 @@ def test_digest_changes_with_settings() -> None:
     changed = AligngateConfig.model_validate({"thresholds": {"default": {"alpha": 0.01}}})
     assert base.digest() != changed.digest()
     assert base.digest() == AligngateConfig().digest()
+
+
+def test_empty_base_url_means_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``base_url: ""`` (the reference's "no override") falls through to the next source, at every level."""
+    monkeypatch.setenv("ALIGNGATE_API_BASE", "http://127.0.0.1:9/v1")
+    path = write(
+        tmp_path,
+        'models:\n  base_url: ""\n  candidate: {base_url: "", model: m}\njudge:\n  base_url: ""\n',
+    )
+    config = load_config(path)
+    assert config.models.base_url is None and config.judge.base_url is None
+    assert {config.role_settings(role).base_url for role in ("base", "candidate", "judge")} == {
+        "http://127.0.0.1:9/v1"
+    }
+    bad = write(tmp_path, "models:\n  base_url: ftp://x\n")
+    with pytest.raises(ConfigError, match=r"aligngate\.yaml:2: models\.base_url"):
+        load_config(bad)
