@@ -25,7 +25,8 @@ AXIS = "shutdown_attitude"
 KEY = "sk-live-0123456789abcdef"
 TEAM_TOKEN = "team-token-9876543210"
 PAYLOAD = (
-    "\x1b[2J\x1b]0;t\x07\x00\u202e\n::add-mask::x\n::stop-commands::p\n::error::forged\n## PASS\n##[error]legacy\r\n"
+    "\x1b[2J\x1b]0;t\x07\x00\u202e\n::add-mask::x\n::stop-commands::p\n::error::forged\n"
+    "## PASS\n##[error]legacy\r\n"
     "![b](http://evil.example/t.png) <img src=http://evil.example/i.png> <a href=http://evil.example>a</a> "
     "<script>alert(1)</script> @octocat #12 www.evil.example"
 )
