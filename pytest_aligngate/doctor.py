@@ -15,6 +15,7 @@ from pytest_aligngate.adapters import AdapterError, AdapterUnavailable, ModelAda
 from pytest_aligngate.config import ROLES, AligngateConfig, ConfigError, RoleName, load_config
 from pytest_aligngate.options import RunOptions
 from pytest_aligngate.reasoning import answer_text
+from pytest_aligngate.safe_text import single_line
 
 PING = [{"role": "user", "content": "Reply with the single word OK."}]
 PING_PARAMS = SamplingParams(temperature=0.0, max_tokens=16)
@@ -69,7 +70,8 @@ async def _ping(role: RoleName, adapter: ModelAdapter, key: str) -> RoleCheck:
         notes.append("no token usage reported")
     if answer_text(reply.text) != reply.text.strip():
         notes.append("reasoning in <think> (stripped before judging)")
-    return RoleCheck(role, adapter.model, adapter.endpoint, key, latency, reply.model or None, tuple(notes))
+    answered = single_line(reply.model) or None  # the server's text: one inert line
+    return RoleCheck(role, adapter.model, adapter.endpoint, key, latency, answered, tuple(notes))
 
 
 def adapters_for(config: AligngateConfig, models: dict[RoleName, str | None]) -> dict[RoleName, ModelAdapter]:

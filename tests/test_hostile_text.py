@@ -255,3 +255,33 @@ def test_redact_replaces_every_watched_value(monkeypatch: pytest.MonkeyPatch) ->
     assert redact(json.dumps({"e": 'tok"en\\value'})) == '{"e": "***"}'
     assert redact("html tok&quot;en\\value") == "html ***"
     assert redact("ab stays: too short to be a secret") == "ab stays: too short to be a secret"
+
+
+def test_probe_csv_on_stdout_keeps_each_row_on_one_line(
+    hostile: tuple[Path, SimulatedOpenAIServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = hostile
+    assert main(["probe", "--config", str(config), "--model", "evil", "--output-format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert_single_lines_inert(out, "probe's CSV on stdout")
+    assert len(out.splitlines()) == 1 + 8 and "EVIL-ANSWER Bearer ***" in out
+
+
+def test_ci_log_format_keeps_commands_its_own(
+    tmp_path: Path,
+    make_server: ServerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = make_server(scripts={"denied": _error_reply})
+    monkeypatch.setenv("ALIGNGATE_API_KEY", KEY)
+    sections: dict[str, Any] = {"probes": {"sample": 5, "axes": [AXIS]}, "logging": {"format": "ci"}}
+    config = write_config(tmp_path / "aligngate.yaml", server.url, **sections)
+    args = ["check", "--config", str(config), "--base", "sim:aligned", "--candidate", "denied"]
+    assert main([*args, "--output-dir", str(tmp_path / "out")]) == 3
+    captured = capsys.readouterr()
+    assert_single_lines_inert(captured.out, "stdout")
+    assert_no_secret(captured.err, "stderr")
+    commands = [line for line in captured.err.splitlines() if line.lstrip().startswith("::")]
+    assert commands and all(line.startswith(f"::error title=aligngate {AXIS}::") for line in commands)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f]", captured.err)
