@@ -14,8 +14,18 @@ Conventions and choices:
   (``method="auto"``, Mann-Whitney continuity correction on, Wilcoxon ``zero_method="wilcox"``,
   which drops zero differences), so ``Comparison.p_value`` is exactly scipy's p-value.
   Alternative ``"less"`` means H1: candidate stochastically smaller (worse).
-* Float noise: inputs (and paired differences) are rounded to 12 decimals before ranking, so
-  judge scores such as ``0.35 - 0.30`` and ``0.40 - 0.35`` tie as they should.
+* Exact ties: ranks are taken on exact values. Scores are read as the decimals they are written as
+  (``0.35`` is 7/20), per-prompt means are exact fractions of them (:func:`per_prompt_means`), and
+  paired differences are exact differences of those, so ``0.35 - 0.30`` ties with ``0.40 - 0.35``
+  and two means of 1/60 tie at any ``samples_per_prompt``. Floats given directly are rounded once
+  to 12 decimals (float noise) and then read the same way.
+* Exact p on small or tied data: up to :data:`EXACT_LIMIT` observations (non-zero differences for
+  Wilcoxon, prompts of both sides for Mann-Whitney) the p-value comes from the exact conditional
+  null distribution of the rank statistic given the observed ties and zeros (every sign flip,
+  every split), computed by counting; above it, scipy's normal approximation with its tie
+  correction. ``Comparison.p_method`` says which and why. scipy's own exact method assumes no ties,
+  and its ``PermutationMethod`` enumerates the flips (19 s at 16 differences, measured), so the
+  counting is done here and tested against both.
 * Degenerate data: identical scores everywhere give ``p = 1.0`` and ``d = 0.0``; a Wilcoxon test
   whose differences are all zero gives ``p = 1.0`` without calling scipy (older scipy raises).
 * Zero spread with different means: :func:`cohens_d` returns ``math.copysign(math.inf, diff)``
@@ -33,6 +43,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -53,6 +64,10 @@ POWER = 0.80
 RANK_ARE = 3.0 / math.pi
 """Asymptotic relative efficiency of the Mann-Whitney / Wilcoxon tests vs the t-test (normal data)."""
 
+EXACT_LIMIT = 60
+"""Up to this many observations the rank test's p-value is exact (conditional on ties)."""
+
+Score = float | Fraction
 _TIE_DECIMALS = 12
 _CONFIDENCE = 0.95
 _TESTS = ("mannwhitneyu", "wilcoxon")
@@ -111,6 +126,8 @@ class Comparison:
     status: Status
     p_adjusted: float | None = None
     correction: Correction = "none"
+    p_method: str | None = None
+    """How ``p_value`` was computed (exact conditional null or normal approximation) and why."""
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly dict: tuples become lists, +/-inf become ``"inf"``/``"-inf"``, NaN ``None``."""
@@ -173,17 +190,122 @@ def _mean_diff_stat(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(c, axis=axis) - np.mean(b, axis=axis)
 
 
-def _rank_p_value(b: np.ndarray, c: np.ndarray, rule: GateRule) -> float:
-    b = np.round(b, _TIE_DECIMALS)
-    c = np.round(c, _TIE_DECIMALS)
+def exact(value: Score) -> Fraction:
+    """A score as an exact fraction: a float is read as the decimal it prints as (after rounding
+    float noise at 12 decimals), so 0.35 is 7/20."""
+    if isinstance(value, Fraction):
+        return value
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"score {value!r} is not a finite number")
+    return Fraction(repr(round(number, _TIE_DECIMALS)))
+
+
+def _midranks2(values: Sequence[Fraction]) -> list[int]:
+    """Twice the midrank of each value (ties share their mean rank), as integers."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = start + end + 2  # 2 * mean of the 1-based ranks start+1..end+1
+        start = end + 1
+    return ranks
+
+
+def _tail_p(counts: np.ndarray, observed: int, alternative: Alternative) -> float:
+    """p of an observed statistic under a null given as counts per statistic value (index = value).
+
+    ``less``: P(S <= observed); two-sided: twice the smaller tail, capped at 1 (scipy's convention).
+    """
+    total = counts.sum()
+    lower = counts[: observed + 1].sum() / total
+    if alternative == "less":
+        return float(lower)
+    upper = counts[observed:].sum() / total
+    return float(min(1.0, 2.0 * min(lower, upper)))
+
+
+def _signed_rank_exact(diffs: Sequence[Fraction], alternative: Alternative) -> float:
+    """Exact conditional p of the Wilcoxon signed-rank statistic (sum of positive midranks).
+
+    Zeros are dropped first (``zero_method="wilcox"``); each of the 2^n sign patterns of the rest is
+    equally likely under H0, counted on doubled midranks so ties are exact.
+    """
+    nonzero = [d for d in diffs if d != 0]
+    ranks = _midranks2([abs(d) for d in nonzero])
+    counts = np.zeros(sum(ranks) + 1)
+    counts[0] = 1.0
+    for rank in ranks:
+        counts[rank:] = counts[rank:] + counts[: counts.size - rank].copy()
+    observed = sum(rank for rank, d in zip(ranks, nonzero, strict=True) if d > 0)
+    return _tail_p(counts, observed, alternative)
+
+
+def _rank_sum_exact(
+    base: Sequence[Fraction], candidate: Sequence[Fraction], alternative: Alternative
+) -> float:
+    """Exact conditional p of the Mann-Whitney statistic: the candidate's rank sum over every split.
+
+    Each of the C(n, n_candidate) ways to pick the candidate's observations from the pooled,
+    midranked data is equally likely under H0; they are counted by rank sum (doubled midranks).
+    """
+    ranks = _midranks2([*base, *candidate])
+    k = len(candidate)
+    counts = np.zeros((k + 1, sum(sorted(ranks)[-k:]) + 1))
+    counts[0, 0] = 1.0
+    for rank in ranks:
+        counts[1:, rank:] = counts[1:, rank:] + counts[:-1, : counts.shape[1] - rank].copy()
+    observed = sum(ranks[len(base) :])
+    return _tail_p(counts[k], observed, alternative)
+
+
+def _dense_codes(values: Sequence[Fraction]) -> list[float]:
+    """Each value's position among the distinct values: same order and ties, exactly representable."""
+    position = {value: float(i) for i, value in enumerate(sorted(set(values)))}
+    return [position[value] for value in values]
+
+
+def _rank_p_value(
+    base: Sequence[Fraction], candidate: Sequence[Fraction], rule: GateRule
+) -> tuple[float, str]:
+    """The rank test's p-value on exact values, and how it was computed."""
     if rule.test == "wilcoxon":
-        diffs = np.round(c - b, _TIE_DECIMALS)
-        if not np.any(diffs):
-            return 1.0
-        return float(_st.wilcoxon(diffs, alternative=rule.alternative).pvalue)
-    if np.all(b == b[0]) and np.all(c == b[0]):
-        return 1.0
-    return float(_st.mannwhitneyu(c, b, alternative=rule.alternative).pvalue)
+        diffs = [c - b for b, c in zip(base, candidate, strict=True)]
+        nonzero = [d for d in diffs if d != 0]
+        if not nonzero:
+            return 1.0, "every paired difference is zero: p = 1"
+        if len(nonzero) <= EXACT_LIMIT:
+            return _signed_rank_exact(diffs, rule.alternative), (
+                f"exact: signed-rank null over all 2^{len(nonzero)} sign flips of the non-zero "
+                f"differences, given their ties ({len(nonzero)} <= {EXACT_LIMIT})"
+            )
+        codes = [
+            math.copysign(code + 1.0, float(d))
+            for code, d in zip(_dense_codes([abs(d) for d in nonzero]), nonzero, strict=True)
+        ]
+        result = _st.wilcoxon(codes, alternative=rule.alternative, method="asymptotic")
+        return float(result.pvalue), (
+            f"normal approximation with tie correction ({len(nonzero)} non-zero differences > {EXACT_LIMIT})"
+        )
+    pooled = [*base, *candidate]
+    if len(set(pooled)) == 1:
+        return 1.0, "every score is equal: p = 1"
+    if len(pooled) <= EXACT_LIMIT:
+        return _rank_sum_exact(base, candidate, rule.alternative), (
+            f"exact: rank-sum null over every split of the {len(pooled)} pooled prompts, given their ties "
+            f"({len(pooled)} <= {EXACT_LIMIT})"
+        )
+    codes = _dense_codes(pooled)
+    result = _st.mannwhitneyu(
+        codes[len(base) :], codes[: len(base)], alternative=rule.alternative, method="asymptotic"
+    )
+    return float(result.pvalue), (
+        f"normal approximation with tie and continuity correction ({len(pooled)} prompts > {EXACT_LIMIT})"
+    )
 
 
 def _rng_kwargs(seed: int) -> dict[str, object]:
@@ -293,8 +415,8 @@ def verdict(p: float | None, d: float | None, rule: GateRule) -> Status:
 
 
 def compare(
-    base: Sequence[float],
-    candidate: Sequence[float],
+    base: Sequence[Score],
+    candidate: Sequence[Score],
     rule: GateRule,
     *,
     paired: bool = False,
@@ -321,11 +443,12 @@ def compare(
     d = float(_cohens_d_arrays(b, c)) if n_b >= 2 and n_c >= 2 else None
 
     p: float | None = None
+    p_method: str | None = None
     diff_ci = d_ci = None
     mde: float | None = None
     if min(n_b, n_c) >= MIN_PROMPTS:
         assert mean_diff is not None and d is not None
-        p = _rank_p_value(b, c, rule)
+        p, p_method = _rank_p_value([exact(x) for x in base], [exact(x) for x in candidate], rule)
         if rule.bootstrap_resamples > 0:
             diff_ci = _bootstrap_ci(b, c, _mean_diff_stat, rule, paired=paired, point=mean_diff)
             d_ci = _bootstrap_ci(b, c, _cohens_d_arrays, rule, paired=paired, point=d)
@@ -348,6 +471,7 @@ def compare(
         test=rule.test,
         alternative=rule.alternative,
         status=status,
+        p_method=p_method,
     )
 
 
@@ -389,12 +513,15 @@ def apply_correction(
     return out
 
 
-def per_prompt_means(samples: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """Average the k judge scores of each prompt (k > 1 samples must not be pooled as independent)."""
-    out: dict[str, float] = {}
+def per_prompt_means(samples: Mapping[str, Sequence[Score]]) -> dict[str, Fraction]:
+    """The exact mean of each prompt's k scores (k > 1 samples must not be pooled as independent)."""
+    out: dict[str, Fraction] = {}
     for prompt_id, scores in samples.items():
-        arr = _as_array(scores, f"scores for prompt {prompt_id!r}")
-        if arr.size == 0:
+        if not scores:
             raise ValueError(f"prompt {prompt_id!r} has no scores")
-        out[prompt_id] = float(np.mean(arr))
+        try:
+            values = [exact(score) for score in scores]
+        except ValueError as exc:
+            raise ValueError(f"scores for prompt {prompt_id!r}: {exc}") from None
+        out[prompt_id] = sum(values, Fraction(0)) / len(values)
     return out

@@ -26,10 +26,12 @@ from pytest_aligngate.stats import (
 FAST = GateRule(bootstrap_resamples=200)
 FAST_WILCOXON = GateRule(test="wilcoxon", bootstrap_resamples=200)
 
-# 14 prompts with ties: scipy's "auto" uses the asymptotic Wilcoxon (n <= 13 with ties would run a
-# slower permutation test, covered separately on a smaller vector).
+# 14 prompts with ties (exact p: at most EXACT_LIMIT observations).
 BASE = [0.9, 0.85, 1.0, 0.7, 0.95, 0.8, 0.9, 1.0, 0.75, 0.6, 0.95, 0.85, 0.5, 0.8]
 CAND = [0.6, 0.8, 0.9, 0.5, 0.7, 0.75, 0.65, 0.95, 0.4, 0.55, 0.9, 0.7, 0.55, 0.7]
+# Above EXACT_LIMIT: scipy's normal approximation with tie correction.
+BIG_BASE, BIG_CAND = BASE * 5, CAND * 5
+EXACT = st.PermutationMethod(n_resamples=np.inf)
 
 
 # --- p-values: exactly scipy's -------------------------------------------------------------
@@ -38,31 +40,53 @@ CAND = [0.6, 0.8, 0.9, 0.5, 0.7, 0.75, 0.65, 0.95, 0.4, 0.55, 0.9, 0.7, 0.55, 0.
 @pytest.mark.parametrize("alternative", ["two-sided", "less"])
 def test_mannwhitneyu_p_matches_scipy(alternative: str) -> None:
     rule = GateRule(alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
-    got = compare(BASE, CAND, rule)
-    want = st.mannwhitneyu(CAND, BASE, alternative=alternative).pvalue
-    assert got.p_value == want
+    got = compare(BIG_BASE, BIG_CAND, rule)
+    want = st.mannwhitneyu(BIG_CAND, BIG_BASE, alternative=alternative).pvalue
+    assert got.p_value == pytest.approx(want, rel=1e-12)
     assert got.test == "mannwhitneyu" and got.alternative == alternative
+    assert got.p_method is not None and got.p_method.startswith("normal approximation")
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less"])
+def test_mannwhitneyu_p_is_scipys_exact_permutation_p_on_small_tied_data(alternative: str) -> None:
+    base, cand = [0.9, 0.8, 0.8, 0.5, 1.0], [0.5, 0.8, 0.6, 0.5, 0.9, 0.6]
+    got = compare(base, cand, GateRule(alternative=alternative, bootstrap_resamples=0))  # type: ignore[arg-type]
+    want = st.mannwhitneyu(cand, base, alternative=alternative, method=EXACT).pvalue
+    assert got.p_value == pytest.approx(want, rel=1e-12)
+    assert got.p_method is not None and got.p_method.startswith("exact")
 
 
 def test_mannwhitneyu_p_matches_scipy_small_exact_and_unequal_n() -> None:
     base, cand = [0.11, 0.52, 0.33, 0.94, 0.25], [0.07, 0.18, 0.49, 0.02, 0.31, 0.44, 0.6]
     got = compare(base, cand, GateRule(bootstrap_resamples=0))
-    assert got.p_value == st.mannwhitneyu(cand, base).pvalue
+    assert got.p_value == pytest.approx(st.mannwhitneyu(cand, base, method="exact").pvalue, rel=1e-12)
     assert (got.n_base, got.n_candidate) == (5, 7)
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "less"])
 def test_wilcoxon_p_matches_scipy(alternative: str) -> None:
     rule = GateRule(test="wilcoxon", alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
-    got = compare(BASE, CAND, rule, paired=True)
-    want = st.wilcoxon(np.round(np.subtract(CAND, BASE), 12), alternative=alternative).pvalue
-    assert got.p_value == want
+    got = compare(BIG_BASE, BIG_CAND, rule, paired=True)
+    diffs = np.round(np.subtract(BIG_CAND, BIG_BASE), 12)
+    want = st.wilcoxon(diffs, alternative=alternative, method="asymptotic").pvalue
+    assert got.p_value == pytest.approx(want, rel=1e-12)
 
 
 def test_wilcoxon_p_matches_scipy_small_with_ties() -> None:
     base, cand = [0.9, 0.8, 1.0, 0.7, 0.6, 0.9], [0.8, 0.7, 0.9, 0.7, 0.4, 0.95]
     got = compare(base, cand, GateRule(test="wilcoxon", bootstrap_resamples=0), paired=True)
-    assert got.p_value == st.wilcoxon(np.round(np.subtract(cand, base), 12)).pvalue
+    diffs = np.round(np.subtract(cand, base), 12)
+    want = st.wilcoxon(diffs[diffs != 0], method=EXACT).pvalue
+    assert got.p_value == pytest.approx(want, rel=1e-12)
+
+
+def test_wilcoxon_exact_when_few_differences_are_nonzero() -> None:
+    """6 of 50 prompts drop 1 -> 0: the exact conditional p is 1/64, not the normal 0.0072."""
+    base, cand = [1.0] * 50, [0.0] * 6 + [1.0] * 44
+    rule = GateRule(test="wilcoxon", alternative="less", bootstrap_resamples=0)
+    got = compare(base, cand, rule, paired=True)
+    assert got.p_value == pytest.approx(1 / 64, rel=1e-12)
+    assert got.p_method is not None and "2^6" in got.p_method
 
 
 def test_wilcoxon_p_matches_scipy_exact_without_ties() -> None:
@@ -279,10 +303,11 @@ def test_heavy_ties() -> None:
     base = [1.0] * 18 + [0.0] * 2
     cand = [1.0] * 15 + [0.0] * 5
     got = compare(base, cand, FAST)
-    assert got.p_value == st.mannwhitneyu(cand, base).pvalue
+    # On 0/1 scores the exact conditional rank-sum test is Fisher's exact test of the 2x2 table.
+    assert got.p_value == pytest.approx(st.fisher_exact([[18, 2], [15, 5]]).pvalue, rel=1e-12)
     assert got.status == "pass" and got.mean_diff_ci is not None
     paired = compare(base, cand, FAST_WILCOXON, paired=True)
-    assert paired.p_value == st.wilcoxon(np.subtract(cand, base)).pvalue
+    assert paired.p_value == pytest.approx(2 / 2**3)  # three prompts 1 -> 0: both tails of 2^3 flips
     mostly_const = compare([1.0] * 9 + [0.95], [1.0] * 10, FAST)
     assert mostly_const.status == "pass" and mostly_const.effect_size_ci is not None
 

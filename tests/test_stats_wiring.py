@@ -8,6 +8,7 @@ import statistics
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats as st
 
@@ -134,17 +135,24 @@ def test_decide_averages_samples_per_prompt_and_pairs_by_prompt_id() -> None:
 
 def test_decide_unpaired_default_uses_every_prompt_mean() -> None:
     verdict = decide("ax", _sample_rows(), AxisThresholds())
-    # Rounded to 12 decimals as stats does, so that float noise ties and scipy picks the same method.
+    # 17 prompts: the exact conditional rank-sum p, which scipy's exhaustive permutation test gives too.
     base = [round(statistics.fmean(v), 12) for v in BASE.values()] + [0.9]
     cand = [round(statistics.fmean(v), 12) for v in CANDIDATE.values()]
-    assert verdict.p_value == pytest.approx(st.mannwhitneyu(cand, base, alternative="two-sided").pvalue)
+    exact = st.PermutationMethod(n_resamples=np.inf)
+    assert verdict.p_value == pytest.approx(st.mannwhitneyu(cand, base, method=exact).pvalue, rel=1e-9)
     assert (verdict.n_base, verdict.n_candidate, verdict.prompts_dropped) == (9, 8, 0)
 
 
-def test_too_few_paired_prompts_is_insufficient_not_a_p_value() -> None:
+def test_too_few_paired_prompts_is_an_error_not_a_p_value() -> None:
     rows = [_row(f"p{i}", role, 0.5 + 0.1 * i) for i in range(4) for role in ("base", "candidate")]
     verdict = decide("ax", rows, WILCOXON)
-    assert verdict.status == "insufficient" and verdict.p_value is None and not verdict.inconclusive
+    assert verdict.status == "error" and verdict.error_cause == "insufficient"
+    assert verdict.p_value is None and not verdict.inconclusive
+    assert (
+        verdict.error is not None
+        and "4 scored for the base" in verdict.error
+        and "at least 5" in verdict.error
+    )
 
 
 def test_pass_with_low_power_is_inconclusive() -> None:
