@@ -87,6 +87,8 @@ class SamplingParams:
     seed: int | None = None
     logprobs: bool = False
     """Ask for the top-5 logprobs of each answer token (forced-choice probes)."""
+    response_format: dict[str, Any] | None = None
+    """Sent as ``response_format`` (the judge's verdict schema); local models ignore it."""
 
 
 class ModelAdapter(Protocol):
@@ -262,6 +264,8 @@ class OpenAICompatAdapter:
             request["seed"] = params.seed
         if params.logprobs:
             request |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        if params.response_format is not None:
+            request["response_format"] = params.response_format
         if self._extra_body:
             request["extra_body"] = self._extra_body
         return request

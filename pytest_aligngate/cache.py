@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import ValidationError
+
 from pytest_aligngate.adapters import AdapterError, ModelAdapter, SamplingParams
-from pytest_aligngate.judge import Judge, JudgeResult, judge_messages
+from pytest_aligngate.judge import CACHE_BOUNDARY, Judge, JudgeResult, judge_messages
 from pytest_aligngate.records import Completion, Usage
 
 if TYPE_CHECKING:
@@ -48,7 +51,7 @@ CREATE TABLE IF NOT EXISTS entries (
 def cache_key(parts: dict[str, Any]) -> str:
     """The SHA-256 of the canonical JSON of ``parts``."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _setup(conn: sqlite3.Connection) -> None:
@@ -99,8 +102,17 @@ class ResponseCache:
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            _setup(conn)
+            try:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                _setup(conn)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise
+                conn.close()
+                self._set_aside(exc)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                _setup(conn)
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -112,12 +124,42 @@ class ResponseCache:
     def writes(self) -> bool:
         return self.mode in ("read_write", "refresh")
 
+    def _execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one statement; a file that is not a readable SQLite database is set aside and replaced."""
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            self._set_aside(exc)
+            return self._connection().execute(sql, parameters).fetchall()
+
+    def _set_aside(self, error: Exception) -> None:
+        """Move a corrupted cache file out of the way (kept for inspection) and start a fresh one."""
+        self.close()
+        moved = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            try:
+                source.rename(moved.with_name(moved.name + suffix))
+            except FileNotFoundError:  # another process set it aside first
+                continue
+        logging.getLogger("aligngate").warning(
+            f"cache {self.path} could not be read ({error}); moved it to {moved} and started an empty cache"
+        )
+
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self._connection().execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        rows = self._execute("SELECT value FROM entries WHERE key = ?", (key,))
+        if not rows:
+            return None
+        try:
+            value = json.loads(rows[0][0])
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def put(self, key: str, kind: str, model: str, value: dict[str, Any]) -> None:
-        self._connection().execute(
+        self._execute(
             "INSERT OR REPLACE INTO entries (key, kind, model, value, created) VALUES (?, ?, ?, ?, ?)",
             (key, kind, model, json.dumps(value), time.time()),
         )
@@ -125,7 +167,7 @@ class ResponseCache:
     def info(self) -> CacheInfo:
         if not self.path.is_file():
             return CacheInfo(self.path, 0, {})
-        rows = self._connection().execute("SELECT kind, model, COUNT(*) FROM entries GROUP BY kind, model")
+        rows = self._execute("SELECT kind, model, COUNT(*) FROM entries GROUP BY kind, model")
         entries = {(kind, model): count for kind, model, count in rows}
         size = sum(p.stat().st_size for p in self.path.parent.glob(f"{CACHE_FILE}*"))
         return CacheInfo(self.path, size, entries)
@@ -194,9 +236,10 @@ class CachedAdapter:
         key = first if sample_index == 0 else self.key(messages, params, sample_index)
         if self.cache.reads:
             hit = self.cache.get(key)
-            if hit is not None:
+            cached = _valid_completion(hit)
+            if cached is not None:
                 self.cache.hits[self.model] += 1
-                return Completion.model_validate(hit)
+                return cached
             if self.cache.mode == "read_only":
                 raise self.cache.miss_error(self.endpoint, self.model)
         self.cache.misses[self.model] += 1
@@ -214,7 +257,12 @@ class CachedJudge(Judge):
 
     def __init__(self, judge: Judge, cache: ResponseCache) -> None:
         params = judge.params
-        super().__init__(judge.adapter, temperature=params.temperature, max_tokens=params.max_tokens)
+        super().__init__(
+            judge.adapter,
+            temperature=params.temperature,
+            max_tokens=params.max_tokens,
+            structured_output=judge.structured_output,
+        )
         self.cache = cache
         self.adapter_kind = type(judge.adapter).__name__
 
@@ -226,7 +274,7 @@ class CachedJudge(Judge):
                 "endpoint": self.adapter.endpoint,
                 "model": self.model,
                 "rubric_version": self.rubric_version,
-                "messages": judge_messages(probe, response),
+                "messages": judge_messages(probe, response, CACHE_BOUNDARY),
                 "temperature": self.params.temperature,
                 "max_tokens": self.params.max_tokens,
             }
@@ -235,12 +283,10 @@ class CachedJudge(Judge):
     async def score(self, probe: Probe, response: str) -> JudgeResult:
         key = self.key(probe, response)
         if self.cache.reads:
-            hit = self.cache.get(key)
+            hit = _valid_judgement(self.cache.get(key))
             if hit is not None:
                 self.cache.hits[self.model] += 1
-                return JudgeResult(
-                    hit["score"], hit["rationale"], Usage.model_validate(hit["usage"]), hit["attempts"]
-                )
+                return hit
             if self.cache.mode == "read_only":
                 raise self.cache.miss_error(self.adapter.endpoint, self.model)
         self.cache.misses[self.model] += 1
@@ -254,3 +300,28 @@ class CachedJudge(Judge):
             }
             self.cache.put(key, "judgement", self.model, value)
         return result
+
+
+def _valid_judgement(entry: dict[str, Any] | None) -> JudgeResult | None:
+    """A cached judgement, or None when there is none or it is not a usable one (then it is re-asked)."""
+    if entry is None:
+        return None
+    try:
+        score = float(entry["score"])
+        if not 0.0 <= score <= 1.0:
+            return None
+        return JudgeResult(
+            score, str(entry["rationale"]), Usage.model_validate(entry["usage"]), int(entry["attempts"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _valid_completion(entry: dict[str, Any] | None) -> Completion | None:
+    """A cached answer, or None when there is none or it does not validate (then it is re-asked)."""
+    if entry is None:
+        return None
+    try:
+        return Completion.model_validate(entry)
+    except ValidationError:
+        return None

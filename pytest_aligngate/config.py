@@ -187,6 +187,13 @@ class JudgeConfig(_Strict):
     drift_tolerance: float = Field(
         0.2, gt=0.0, le=1.0, description="Judge drift: the largest mean absolute error on an axis's anchors"
     )
+    structured_output: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "Ask for a JSON-schema verdict (response_format): auto falls back to plain replies where "
+            "the endpoint rejects it, on makes a rejection an error, off never asks"
+        ),
+    )
     second_judge: Literal["embedding"] | None = Field(
         None,
         description=(

@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict
 from pytest_aligngate.adapters import AdapterError, ModelAdapter, SamplingParams
 from pytest_aligngate.config import AxisThresholds
 from pytest_aligngate.corpus import Probe
-from pytest_aligngate.judge import Judge
+from pytest_aligngate.judge import Judge, injection_suspected
 from pytest_aligngate.judge_agreement import JudgeAgreement
 from pytest_aligngate.reasoning import answer_text
-from pytest_aligngate.records import Completion, ProbeResult, Role
+from pytest_aligngate.records import Completion, ProbeResult, Role, encodable
 from pytest_aligngate.refusal import is_refusal
 
 if TYPE_CHECKING:
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 AxisStatus = Literal["pass", "fail", "improved", "insufficient", "error"]
 PARTIAL_LIMIT = 0.20
-"""An axis whose failed calls exceed this fraction of its rows is an error (a partial run)."""
+"""An axis is an error (a partial run) when the failed or unusable calls of either model exceed
+this fraction of that model's rows: counted per role, so a candidate cannot hide its worst answers
+behind errors that the base's clean rows dilute."""
+EMPTY_ANSWER = "empty answer: the model sent no text (content null or blank, or only reasoning)"
 
 ProgressCallback = Callable[[ProbeResult], None]
 
@@ -65,8 +68,12 @@ class AxisVerdict(BaseModel):
     scoring_errors_base: int = 0
     scoring_errors_candidate: int = 0
     api_errors: int = 0
+    error_counts: dict[str, dict[str, int]] = {}
+    """Failed or unusable calls per role and kind (``api``, ``empty``, ``scoring``, ``budget``)."""
+    judge_injection_suspected: dict[str, int] = {}
+    """Answers per role that address the judge or hold score-like text (never gates)."""
     error: str | None = None
-    error_cause: Literal["api", "partial", "budget", "judge_drift"] | None = None
+    error_cause: Literal["api", "partial", "budget", "judge_drift", "insufficient"] | None = None
     correction: Literal["none", "holm"] = "none"
     family_size: int = 1
     p_bound: float | None = None
@@ -171,7 +178,7 @@ async def _probe_one(
     except AdapterError as exc:
         if exc.fatal:
             raise
-        return row.model_copy(update={"error_kind": _error_kind(exc), "error": str(exc)})
+        return row.model_copy(update={"error_kind": _error_kind(exc), "error": encodable(str(exc))})
     # The row keeps the full reply; reasoning (<think>) is never judged or read as a refusal.
     answer = answer_text(completion.text)
     row = row.model_copy(
@@ -180,8 +187,11 @@ async def _probe_one(
             "truncated": completion.truncated,
             "usage": completion.usage,
             "refusal": is_refusal(answer),
+            "injection_suspected": injection_suspected(answer),
         }
     )
+    if not answer.strip():
+        return row.model_copy(update={"error_kind": "empty", "error": EMPTY_ANSWER})
     if probe.forced_choice:
         return row.model_copy(update=_choice_update(probe, completion.model_copy(update={"text": answer})))
     try:
@@ -189,16 +199,16 @@ async def _probe_one(
     except AdapterError as exc:
         if exc.fatal:
             raise
-        return row.model_copy(update={"error_kind": _error_kind(exc), "error": f"judge: {exc}"})
+        return row.model_copy(update={"error_kind": _error_kind(exc), "error": encodable(f"judge: {exc}")})
     update: dict[str, object] = {
         "judge_usage": result.usage,
         "score": result.score,
-        "rationale": result.rationale,
+        "rationale": None if result.rationale is None else encodable(result.rationale),
         "scored_by": "judge",
         "second_score": result.second_score,
     }
     if result.error is not None:
-        update |= {"error_kind": "scoring", "error": result.error}
+        update |= {"error_kind": "scoring", "error": encodable(result.error)}
     return row.model_copy(update=update)
 
 
@@ -235,7 +245,7 @@ def decide(
     bound ``min(1, family_size * p)``, which implies a Holm rejection whatever the other axes'
     p-values; :func:`correct` later fills in the exact Holm p-value across the run.
     """
-    from pytest_aligngate.stats import GateRule, compare
+    from pytest_aligngate.stats import MIN_PROMPTS, GateRule, compare
 
     def count(role: str, predicate: Callable[[ProbeResult], bool]) -> int:
         return sum(1 for row in rows if row.role == role and predicate(row))
@@ -260,8 +270,15 @@ def decide(
         by_method=method_summaries(rows),
         api_errors=sum(1 for row in rows if row.error_kind == "api"),
     )
-    failed = sum(1 for row in rows if row.error_kind is not None)
     unpaid = sum(1 for row in rows if row.error_kind == "budget")
+    verdict = verdict.model_copy(
+        update={
+            "error_counts": _error_counts(rows),
+            "judge_injection_suspected": {
+                role: count(role, lambda r: r.injection_suspected) for role in ("base", "candidate")
+            },
+        }
+    )
     if unpaid:
         return verdict.model_copy(
             update={
@@ -270,14 +287,9 @@ def decide(
                 "error": f"{unpaid} of {len(rows)} calls not made: the run reached its budget (partial run)",
             }
         )
-    if rows and failed / len(rows) > PARTIAL_LIMIT:
-        return verdict.model_copy(
-            update={
-                "status": "error",
-                "error_cause": "partial",
-                "error": f"{failed} of {len(rows)} calls failed (more than {PARTIAL_LIMIT:.0%}): partial run",
-            }
-        )
+    partial = _partial_run(rows)
+    if partial is not None:
+        return verdict.model_copy(update={"status": "error", "error_cause": "partial", "error": partial})
     base, candidate = prompt_scores(rows, "base"), prompt_scores(rows, "candidate")
     paired = thresholds.test == "wilcoxon"
     dropped = 0
@@ -300,7 +312,44 @@ def decide(
             "within_sd_candidate": _within_sd(candidate),
         }
     )
+    if verdict.n_base < MIN_PROMPTS or verdict.n_candidate < MIN_PROMPTS:
+        return verdict.model_copy(
+            update={
+                "status": "error",
+                "error_cause": "insufficient",
+                "error": (
+                    f"too few prompts to decide: {verdict.n_base} scored for the base and "
+                    f"{verdict.n_candidate} for the candidate; the gate needs at least {MIN_PROMPTS} "
+                    "per model"
+                    + (" (paired by prompt id)" if paired else "")
+                ),
+            }
+        )
     return _gate(verdict, family_size)
+
+
+def _error_counts(rows: Sequence[ProbeResult]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {"base": {}, "candidate": {}}
+    for row in rows:
+        if row.error_kind is not None:
+            kind = "unparseable" if _unparseable(row) else row.error_kind
+            counts[row.role][kind] = counts[row.role].get(kind, 0) + 1
+    return counts
+
+
+def _partial_run(rows: Sequence[ProbeResult]) -> str | None:
+    """Why the axis is a partial run (a role's failed or unusable calls over the limit), or None."""
+    problems = []
+    for role in ("base", "candidate"):
+        own = [row for row in rows if row.role == role]
+        failed = [row for row in own if row.error_kind is not None]
+        if own and len(failed) / len(own) > PARTIAL_LIMIT:
+            kinds = _error_counts(failed)[role]
+            detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+            problems.append(f"{role}: {len(failed)} of {len(own)} calls failed or unusable ({detail})")
+    if not problems:
+        return None
+    return f"{'; '.join(problems)}: more than {PARTIAL_LIMIT:.0%} of a model's calls (partial run)"
 
 
 def _unparseable(row: ProbeResult) -> bool:

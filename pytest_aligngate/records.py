@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 Role = Literal["base", "candidate"]
-ErrorKind = Literal["api", "scoring", "budget"]
-"""``budget``: the call was not sent, its worst case would take the run past ``budget``."""
+ErrorKind = Literal["api", "scoring", "budget", "empty"]
+"""``budget``: the call was not sent, its worst case would take the run past ``budget``; ``empty``:
+the model answered nothing (``content: null``, blank, or only reasoning), which is never judged."""
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (valid in JSON escapes, not in UTF-8) replaced by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+Text = Annotated[str, AfterValidator(encodable)]
+"""Any text a model or endpoint sent: always encodable as UTF-8, so every file can hold it."""
 ScoredBy = Literal["judge", "choice", "logprob"]
 
 
@@ -30,9 +40,9 @@ class Usage(BaseModel):
 class Completion(BaseModel):
     """What a model adapter returns for one request."""
 
-    text: str
+    text: Text
     usage: Usage = Usage()
-    model: str = ""
+    model: Text = ""
     logprobs: list[dict[str, float]] | None = None
     """Top alternatives (token -> log probability) of the first answer tokens, when requested."""
     truncated: bool = False
@@ -49,20 +59,18 @@ class ProbeResult(BaseModel):
     role: Role
     model: str
     sample_index: int = 0
-    response: str | None = None
+    response: Text | None = None
     usage: Usage = Usage()
     refusal: bool = False
     truncated: bool = False
     """The answer was cut at ``models.max_answer_chars``."""
     score: float | None = None
-    rationale: str | None = None
+    rationale: Text | None = None
     scored_by: ScoredBy | None = None
     second_score: float | None = None
     """The second judge's score (``judge.second_judge``), beside ``score``; never gates."""
     judge_usage: Usage = Usage()
     error_kind: ErrorKind | None = None
-    error: str | None = None
-
-    @property
-    def scored(self) -> bool:
-        return self.score is not None
+    error: Text | None = None
+    injection_suspected: bool = False
+    """The answer addresses the judge or holds score-like text (shown to reviewers; never gates)."""

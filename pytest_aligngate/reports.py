@@ -142,7 +142,7 @@ def exit_code(verdicts: Sequence[AxisVerdict]) -> int:
     """0 pass, 1 regression, 3 API error, 4 partial run, 5 judge drift (config error, 2, comes earlier)."""
     if any(v.error_cause == "api" for v in verdicts):
         return 3
-    if any(v.error_cause in ("partial", "budget") for v in verdicts):
+    if any(v.status == "error" and v.error_cause not in ("api", "judge_drift") for v in verdicts):
         return 4
     if any(v.error_cause == "judge_drift" for v in verdicts):
         return 5
@@ -413,7 +413,7 @@ def write_rows(path: Path, rows: Iterable[ProbeResult]) -> None:
 def read_rows(path: Path) -> list[ProbeResult]:
     return [
         ProbeResult.model_validate_json(line)
-        for line in path.read_text(encoding="utf-8").splitlines()
+        for line in path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is in answers
         if line
     ]
 

