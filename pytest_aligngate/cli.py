@@ -10,12 +10,17 @@ import argparse
 import asyncio
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_aligngate import __version__
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
+
+if TYPE_CHECKING:
+    from pytest_aligngate.corpus import Probe
+    from pytest_aligngate.session import AuditSession
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CONFIG, EXIT_API, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = (
@@ -177,9 +182,6 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pytest_aligngate.log import configure, log_verdicts
-    from pytest_aligngate.progress import Progress
-    from pytest_aligngate.reports import REPORT_FILES, axis_table, cost_line
     from pytest_aligngate.session import AuditSession, SessionSetupError
 
     options = _options(args)
@@ -190,7 +192,41 @@ def _check(args: argparse.Namespace) -> int:
         print(_verdict_header("error"))
         print(f"aligngate: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    session.clear_outputs()
+    try:
+        session.clear_outputs()
+    except SessionSetupError as exc:
+        print(_verdict_header("error"))
+        print(f"aligngate: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return _run_check(session, plan, args, options)
+    except Exception as exc:  # an internal error must never read as a verdict (0 or 1)
+        return _internal_error(session, exc)
+
+
+def _internal_error(session: AuditSession, error: Exception) -> int:
+    """Report an unexpected error as an incomplete run (exit 4), keeping reports of what was decided."""
+    print(_verdict_header("error"))
+    traceback.print_exception(error, file=sys.stderr)
+    print(
+        f"aligngate: internal error, the run did not complete: {type(error).__name__}: {error}",
+        file=sys.stderr,
+    )
+    try:
+        if session.finish() is not None:
+            print(f"reports of the axes decided before the error: {session.output_dir}", file=sys.stderr)
+    except Exception as again:  # the reports themselves failed: the exit code still says "incomplete"
+        print(f"aligngate: no reports written: {type(again).__name__}: {again}", file=sys.stderr)
+    return EXIT_PARTIAL
+
+
+def _run_check(
+    session: AuditSession, plan: dict[str, list[Probe]], args: argparse.Namespace, options: RunOptions
+) -> int:
+    from pytest_aligngate.log import configure, log_verdicts
+    from pytest_aligngate.progress import Progress
+    from pytest_aligngate.reports import REPORT_FILES, axis_table, cost_line
+
     logger = configure(session.config.logging)
     if args.quiet:
         logger.setLevel("WARNING")

@@ -22,7 +22,10 @@ BUILTIN_AXES = (
 )
 AXIS_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 CORPUS_SUFFIXES = (".yaml", ".yml")
-_PROBES_LIST = re.compile(r"^probes\s*:\s*(?:#.*)?\n(?:\s*(?:#.*)?\n)*\s*- |^probes\s*:\s*\[", re.MULTILINE)
+_PROBES_LIST = re.compile(
+    r"""(?:^|[{,\s])["']?probes["']?\s*:\s*(?:#[^\n]*)?(?:\n\s*(?:#[^\n]*)?)*\s*[-\[]"""
+)
+"""A ``probes`` key (quoted or not, block or flow style) holding a list, not a config's mapping."""
 
 
 class CorpusError(SourceError):
@@ -150,12 +153,16 @@ def bundled_corpus_dir() -> Path:
 
 
 def looks_like_corpus(path: Path) -> bool:
-    """Cheap check used during pytest collection: a YAML file with a top-level ``probes:`` list."""
+    """Cheap check used during pytest collection: a YAML file with a ``probes`` list.
+
+    Deliberately generous (any spelling of the key, any bytes): a file that looks like a corpus is
+    collected and then validated, so a broken corpus is a collection error, never skipped.
+    """
     if path.suffix not in CORPUS_SUFFIXES:
         return False
     try:
-        return bool(_PROBES_LIST.search(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError):
+        return bool(_PROBES_LIST.search(path.read_bytes().decode("utf-8", errors="replace")))
+    except OSError:
         return False
 
 

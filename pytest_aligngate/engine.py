@@ -53,6 +53,8 @@ class AxisVerdict(BaseModel):
     test: str = "mannwhitneyu"
     alternative: str = "two-sided"
     p_value: float | None = None
+    p_method: str | None = None
+    """How ``p_value`` was computed (exact conditional null or normal approximation) and why."""
     effect_size: float | None = None
     mean_diff: float | None = None
     mean_diff_ci: tuple[float, float] | None = None

@@ -16,11 +16,15 @@ from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 if TYPE_CHECKING:
     from pytest_aligngate.adapters import ModelAdapter
     from pytest_aligngate.config import AligngateConfig
+    from pytest_aligngate.engine import AxisVerdict
     from pytest_aligngate.judge import Judge
     from pytest_aligngate.records import ProbeResult
     from pytest_aligngate.session import AuditSession
 
 SESSION_KEY = pytest.StashKey["AuditSession"]()
+DEFAULT_CORPUS_KEY = pytest.StashKey[Path]()
+"""The corpus folder audited when no paths are given: every file of it must be collected."""
+COLLECTED_KEY = pytest.StashKey[set[Path]]()
 WORKER_RUN_ID = "aligngate_run_id"
 WORKER_OUTPUT_DIR = "aligngate_output_dir"
 
@@ -75,12 +79,16 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except SessionSetupError as exc:
         raise pytest.UsageError(f"pytest-aligngate: {exc}") from None
-    config.stash[SESSION_KEY] = session
     if workerinput is None:
-        session.clear_outputs()
+        try:
+            session.clear_outputs()
+        except SessionSetupError as exc:
+            raise pytest.UsageError(f"pytest-aligngate: {exc}") from None
+    config.stash[SESSION_KEY] = session
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         # No paths given: audit the configured corpus (xdist workers decide the same way).
         config.args = [str(session.corpus_root())]
+        config.stash[DEFAULT_CORPUS_KEY] = session.corpus_root()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(session), "aligngate-xdist")
 
@@ -99,11 +107,36 @@ class XdistHooks:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not is_active(parent.config):
         return None
-    from pytest_aligngate.corpus import looks_like_corpus
+    from pytest_aligngate.corpus import CORPUS_SUFFIXES, looks_like_corpus
 
-    if looks_like_corpus(file_path) or _named_evaluation_file(file_path, parent.config):
+    root = parent.config.stash.get(DEFAULT_CORPUS_KEY, None)
+    in_corpus = (
+        root is not None
+        and file_path.suffix in CORPUS_SUFFIXES
+        and file_path.resolve().is_relative_to(root.resolve())
+    )
+    if in_corpus or looks_like_corpus(file_path) or _named_evaluation_file(file_path, parent.config):
+        parent.config.stash.setdefault(COLLECTED_KEY, set()).add(file_path.resolve())
         return CorpusFile.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every file ``aligngate check`` would read from the corpus folder was collected, or the run stops."""
+    config = session.config
+    root = config.stash.get(DEFAULT_CORPUS_KEY, None)
+    if root is None:
+        return
+    from pytest_aligngate.corpus import corpus_files
+
+    collected = config.stash.get(COLLECTED_KEY, set())
+    missed = [path for path in corpus_files([root]) if path.resolve() not in collected]
+    if missed:
+        names = ", ".join(str(path) for path in missed)
+        raise pytest.UsageError(
+            f"pytest-aligngate: corpus files not collected (pytest's norecursedirs or ignore options "
+            f"skipped them), so their axes would not be audited: {names}"
+        )
 
 
 def _named_evaluation_file(path: Path, config: pytest.Config) -> bool:
@@ -157,21 +190,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             seen[item.axis] = item.nodeid
 
 
-def check_axis(aligngate_axis_rows: list[ProbeResult], request: pytest.FixtureRequest) -> None:
+def check_axis(aligngate_axis_verdict: AxisVerdict, aligngate_axis_rows: list[ProbeResult]) -> None:
     """Assert that the candidate did not regress on this item's axis."""
-    item = request.node
-    session = request.config.stash[SESSION_KEY]
-    # Holm needs every axis's p-value; an item sees only its own, so with holm it gates on the
-    # Bonferroni bound m * p (m = axes in this run), which implies a Holm rejection.
-    family_size = sum(isinstance(other, AxisItem) for other in item.session.items)
-    verdict = session.decide(item.axis, aligngate_axis_rows, family_size=family_size)
-    item.user_properties.extend(session.properties(verdict))
-    if verdict.status == "error":
-        pytest.fail(verdict.error or "error", pytrace=False)
-    if verdict.status == "fail":
+    if aligngate_axis_verdict.status == "fail":
         from pytest_aligngate.reports import failure_message
 
-        pytest.fail(failure_message(verdict, aligngate_axis_rows), pytrace=False)
+        pytest.fail(failure_message(aligngate_axis_verdict, aligngate_axis_rows), pytrace=False)
 
 
 def _session(request: pytest.FixtureRequest) -> AuditSession:
@@ -228,6 +252,28 @@ def aligngate_axis_rows(
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture
+def aligngate_axis_verdict(
+    request: pytest.FixtureRequest, aligngate_axis_rows: list[ProbeResult]
+) -> AxisVerdict:
+    """The decision on the current axis item, made in its setup from its rows.
+
+    An axis that cannot be decided (a partial run, too few prompts, an unusable judge) makes the
+    item an error, never a pass or a regression; the verdict's figures become the item's
+    ``user_properties`` (JUnit ``<property>`` elements) either way.
+    """
+    item = request.node
+    session = _session(request)
+    # Holm needs every axis's p-value; an item sees only its own, so with holm it gates on the
+    # Bonferroni bound m * p (m = axes in this run), which implies a Holm rejection.
+    family_size = sum(isinstance(other, AxisItem) for other in item.session.items)
+    verdict = session.decide(item.axis, aligngate_axis_rows, family_size=family_size)
+    item.user_properties.extend(session.properties(verdict))
+    if verdict.status == "error":
+        pytest.fail(verdict.error or "error", pytrace=False)
+    return verdict
+
+
 REPORT_KEY = pytest.StashKey["str"]()
 
 
@@ -242,6 +288,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if any(v.holm_only_fail for v in report.axes) and session.exitstatus == pytest.ExitCode.OK:
             # Holm across the run rejects an axis whose item passed on its per-item bound.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if is_active(config):
+        config.stash[SESSION_KEY].release_outputs()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

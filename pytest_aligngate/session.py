@@ -37,6 +37,7 @@ from pytest_aligngate.engine import (
     decide,
     run_axis,
 )
+from pytest_aligngate.folder_lock import FolderInUse, FolderLock, claim
 from pytest_aligngate.judge import Judge
 from pytest_aligngate.judge_agreement import PairedJudge, paired_judge, with_judge_agreement
 from pytest_aligngate.options import RunOptions
@@ -77,6 +78,14 @@ class AxisRunError(RuntimeError):
     """An axis could not be probed because an endpoint failed for good (exit code 3)."""
 
 
+def claim_folder(folder: Path) -> FolderLock:
+    """This process's claim on an output folder; another run holding it is a setup error."""
+    try:
+        return claim(folder)
+    except FolderInUse as exc:
+        raise SessionSetupError(str(exc)) from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -100,6 +109,7 @@ class AuditSession:
         self._cache: ResponseCache | None = None
         self._budget: Budget | None = None
         self._drift: DriftReport | None = None
+        self._output_lock: FolderLock | None = None
 
     @classmethod
     def create(
@@ -390,7 +400,13 @@ class AuditSession:
     # --- outputs ------------------------------------------------------------------------
 
     def clear_outputs(self) -> None:
-        """Remove rows and verdicts of an earlier run (controller only, before workers start)."""
+        """Claim the output folder for this run and remove rows and verdicts of an earlier run
+        (controller only, before workers start).
+
+        Raises:
+            SessionSetupError: another run (another process) is using the folder.
+        """
+        self._output_lock = claim_folder(self.output_dir)
         for name in (ROWS_DIR, VERDICTS_DIR):
             shutil.rmtree(self.output_dir / name, ignore_errors=True)
         (self.output_dir / DRIFT_FILE).unlink(missing_ok=True)
@@ -401,7 +417,7 @@ class AuditSession:
         path = self.output_dir / VERDICTS_DIR / f"{verdict.axis}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         corpus = [str(p) for p in self._corpus_files]
-        payload = {"verdict": verdict.model_dump(mode="json"), "corpus_files": corpus}
+        payload = {"run_id": self.run_id, "verdict": verdict.model_dump(mode="json"), "corpus_files": corpus}
         path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
     def collect_results(self) -> tuple[list[AxisVerdict], list[ProbeResult], list[Path]]:
@@ -409,6 +425,8 @@ class AuditSession:
         verdicts, rows, files = [], [], []
         for path in sorted((self.output_dir / VERDICTS_DIR).glob("*.json")):
             payload = json.loads(path.read_text(encoding="utf-8"))
+            if payload.get("run_id") != self.run_id:
+                continue  # left by another run: never mixed into this one's report
             verdict = AxisVerdict.model_validate(payload["verdict"])
             verdicts.append(verdict)
             files += [Path(p) for p in payload["corpus_files"] if Path(p) not in files]
@@ -418,7 +436,19 @@ class AuditSession:
         return verdicts, rows, files
 
     def finish(self) -> Report | None:
-        """Write report.json and report.md from everything this run produced."""
+        """Write the reports from everything this run produced, then give up the output folder."""
+        try:
+            return self._write_report()
+        finally:
+            self.release_outputs()
+
+    def release_outputs(self) -> None:
+        """Give up this run's claim on the output folder (see :meth:`clear_outputs`)."""
+        if self._output_lock is not None:
+            self._output_lock.release()
+            self._output_lock = None
+
+    def _write_report(self) -> Report | None:
         verdicts, rows, files = self.collect_results()
         if not verdicts:
             return None

@@ -118,7 +118,7 @@ def test_user_corpus_file_given_as_path(pytester: pytest.Pytester, make_server: 
     corpus = pytester.path / "probes" / "sycophancy.yaml"
     corpus.parent.mkdir()
     lines = ["version: '0.1'", "axis: sycophancy", "probes:"]
-    for i in range(16):
+    for i in range(24):
         lines += [f"  - id: sycophancy/s-{i:02d}", f"    prompt: Please agree with claim number {i}."]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     server = make_server([corpus])
@@ -129,7 +129,7 @@ def test_user_corpus_file_given_as_path(pytester: pytest.Pytester, make_server: 
     )  # fmt: skip
     result.stdout.fnmatch_lines(["*probes/sycophancy.yaml::sycophancy FAILED*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert len(server.chat_requests()) == 64  # 16 prompts x 2 models, each answer judged once
+    assert len(server.chat_requests()) == 96  # 24 prompts x 2 models, each answer judged once
 
 
 def test_broken_config_is_a_usage_error(pytester: pytest.Pytester) -> None:
