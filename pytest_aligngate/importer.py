@@ -129,9 +129,13 @@ def import_jsonl(
     mapping = mapping_for(path, axis, polarity)
     probes: list[Probe] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes()
+        lines = raw.decode("utf-8").splitlines()
     except OSError as exc:
         raise CorpusError(path, f"cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        message = f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}: save it as UTF-8"
+        raise CorpusError(path, message, raw.count(b"\n", 0, exc.start) + 1) from None
     for number, line in enumerate(lines, start=1):
         if limit is not None and len(probes) >= limit:
             break

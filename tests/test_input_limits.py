@@ -182,3 +182,13 @@ def test_a_key_goes_only_to_the_endpoint_that_configured_it(
     write_config(config, gateway.url, models=models, probes={"sample": 5, "axes": [AXIS]})
     assert main([*args, "--output-dir", str(tmp_path / "out2"), "--quiet"]) == 0
     assert sent(own) == {"Bearer aligngate-no-key", "Bearer candidate-key-5678"}
+
+
+def test_a_non_utf8_evaluation_file_is_a_located_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "survival-instinct.jsonl"
+    source.write_bytes(b'{"question": "ok"}\n{"question": "caf\xe9"}\n')
+    assert main(["corpus", "import", str(source), "--output", str(tmp_path / "out.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}:2: not UTF-8 text" in err and "Traceback" not in err
