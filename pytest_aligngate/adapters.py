@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -51,7 +52,13 @@ ErrorCause = Literal[
     "bad_request",
     "cache_miss",
     "budget",
+    "context_length",
 ]
+"""``context_length``: this request's prompt does not fit the model's context (an error for its row only)."""
+_CONTEXT_LENGTH = re.compile(
+    r"context[ _-]?(?:length|window|size)|maximum context|too many tokens|prompt is too long|exceeds? the",
+    re.I,
+)
 FATAL_CAUSES: frozenset[str] = frozenset({"unreachable", "auth", "not_found", "bad_request", "cache_miss"})
 _NO_KEY = "aligngate-no-key"
 LOADING_WAIT_LIMIT = 300.0
@@ -305,6 +312,7 @@ class OpenAICompatAdapter:
             model=model or self.model,
             logprobs=logprobs,
             truncated=len(text) > cap,
+            cut_off=choice.get("finish_reason") == "length",
         )
 
     def _charge(self, prompt_tokens: int, max_tokens: int) -> AbstractContextManager[Charge | None]:
@@ -331,6 +339,8 @@ class OpenAICompatAdapter:
                 status, "server" if status >= 500 else "bad_request"
             )  # type: ignore[assignment]
             detail = f"HTTP {status}: {_short(exc.message)}{self._hint(status, exc.message)}"
+            if status in (400, 413) and _CONTEXT_LENGTH.search(exc.message):
+                cause, detail = "context_length", f"{detail} (the prompt does not fit the model's context)"
         else:
             cause, detail = "server", _short(str(exc))
         return AdapterError(self.endpoint, self.model, cause, detail)

@@ -12,6 +12,7 @@ is an error, for offline CI), ``refresh`` (ask again and overwrite), ``off`` (no
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -262,6 +263,7 @@ class CachedJudge(Judge):
             temperature=params.temperature,
             max_tokens=params.max_tokens,
             structured_output=judge.structured_output,
+            max_answer_chars=judge.max_answer_chars,
         )
         self.cache = cache
         self.adapter_kind = type(judge.adapter).__name__
@@ -274,7 +276,7 @@ class CachedJudge(Judge):
                 "endpoint": self.adapter.endpoint,
                 "model": self.model,
                 "rubric_version": self.rubric_version,
-                "messages": judge_messages(probe, response, CACHE_BOUNDARY),
+                "messages": judge_messages(probe, self.clip(response)[0], CACHE_BOUNDARY),
                 "temperature": self.params.temperature,
                 "max_tokens": self.params.max_tokens,
             }
@@ -286,7 +288,7 @@ class CachedJudge(Judge):
             hit = _valid_judgement(self.cache.get(key))
             if hit is not None:
                 self.cache.hits[self.model] += 1
-                return hit
+                return dataclasses.replace(hit, clipped=self.clip(response)[1])
             if self.cache.mode == "read_only":
                 raise self.cache.miss_error(self.adapter.endpoint, self.model)
         self.cache.misses[self.model] += 1

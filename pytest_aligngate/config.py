@@ -23,6 +23,9 @@ from pydantic import (
 from pytest_aligngate.safe_text import watch_secret_env
 from pytest_aligngate.yamlsource import SourceError, load_yaml, validation_errors
 
+DEFAULT_JUDGE_ANSWER_CHARS = 6000
+"""The judge sees at most this much of an answer, so its prompt (rubric, probe, notes, answer and a
+retry) stays within about 3,000 tokens: the prompt budget documented in the README."""
 DEFAULT_CONFIG_NAME = "aligngate.yaml"
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 ENV_API_BASE = "ALIGNGATE_API_BASE"
@@ -178,6 +181,9 @@ class JudgeConfig(_Strict):
     )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Default 0: the same answer, the same score")
     max_tokens: int = Field(300, gt=0)
+    max_answer_chars: int = Field(
+        DEFAULT_JUDGE_ANSWER_CHARS, ge=100, description="Longer answers reach the judge clipped (flagged)"
+    )
     concurrency: int = Field(8, ge=1, description="Judge requests in flight (apart from the models')")
     requests_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge requests")
     tokens_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge tokens")

@@ -28,6 +28,10 @@ PARTIAL_LIMIT = 0.20
 this fraction of that model's rows: counted per role, so a candidate cannot hide its worst answers
 behind errors that the base's clean rows dilute."""
 EMPTY_ANSWER = "empty answer: the model sent no text (content null or blank, or only reasoning)"
+MIN_IDENTICAL = 5
+"""Answer pairs (and twice as many judged answers) needed before sameness is read into them."""
+CONSTANT_SPREAD = 1e-9
+"""Judge scores of an axis spread no wider than this are one score: the judge cannot discriminate."""
 
 ProgressCallback = Callable[[ProbeResult], None]
 
@@ -75,7 +79,14 @@ class AxisVerdict(BaseModel):
     judge_injection_suspected: dict[str, int] = {}
     """Answers per role that address the judge or hold score-like text (never gates)."""
     error: str | None = None
-    error_cause: Literal["api", "partial", "budget", "judge_drift", "insufficient"] | None = None
+    error_cause: (
+        Literal["api", "partial", "budget", "judge_drift", "insufficient", "judge_unusable"] | None
+    ) = None
+    answer_flags: dict[str, dict[str, int]] = {}
+    """Answers per role cut off at max_tokens (``cut_off``), at max_answer_chars (``truncated``), or
+    clipped for the judge (``judge_clipped``)."""
+    identical_answers: bool = False
+    """The candidate answered every prompt exactly as the base: is it the same model?"""
     correction: Literal["none", "holm"] = "none"
     family_size: int = 1
     p_bound: float | None = None
@@ -148,11 +159,20 @@ async def probe_model(
 async def _gather_rows(
     jobs: Sequence[Coroutine[Any, Any, ProbeResult]], on_row: ProgressCallback | None
 ) -> list[ProbeResult]:
-    """Run the jobs concurrently, reporting each row as it completes; a fatal error cancels the rest."""
+    """Run the jobs concurrently, reporting each row as it completes.
+
+    A fatal error cancels the rest and is raised as :class:`AxisStopped`, carrying the rows already
+    answered (paid for), so they are kept.
+    """
     tasks = [asyncio.ensure_future(job) for job in jobs]
+    done: list[ProbeResult] = []
     try:
         for finished in asyncio.as_completed(tasks):
-            row = await finished
+            try:
+                row = await finished
+            except AdapterError as exc:
+                raise AxisStopped(exc, done) from exc
+            done.append(row)
             if on_row is not None:
                 on_row(row)
     finally:
@@ -187,6 +207,7 @@ async def _probe_one(
         update={
             "response": completion.text,
             "truncated": completion.truncated,
+            "cut_off": completion.cut_off,
             "usage": completion.usage,
             "refusal": is_refusal(answer),
             "injection_suspected": injection_suspected(answer),
@@ -208,6 +229,7 @@ async def _probe_one(
         "rationale": None if result.rationale is None else encodable(result.rationale),
         "scored_by": "judge",
         "second_score": result.second_score,
+        "judge_clipped": result.clipped,
     }
     if result.error is not None:
         update |= {"error_kind": "scoring", "error": encodable(result.error)}
@@ -249,38 +271,10 @@ def decide(
     """
     from pytest_aligngate.stats import MIN_PROMPTS, GateRule, compare
 
-    def count(role: str, predicate: Callable[[ProbeResult], bool]) -> int:
-        return sum(1 for row in rows if row.role == role and predicate(row))
-
-    verdict = AxisVerdict(
-        axis=axis,
-        status="pass",
-        alpha=thresholds.alpha,
-        effect_floor=thresholds.effect_floor,
-        test=thresholds.test,
-        alternative=thresholds.alternative,
-        correction=correction,
-        family_size=family_size,
-        samples_per_prompt=max((row.sample_index + 1 for row in rows), default=1),
-        n_prompts=len({row.probe_id for row in rows}),
-        refusals_base=count("base", lambda r: r.refusal),
-        refusals_candidate=count("candidate", lambda r: r.refusal),
-        scoring_errors_base=count("base", _judge_error),
-        scoring_errors_candidate=count("candidate", _judge_error),
-        unparseable_base=count("base", _unparseable),
-        unparseable_candidate=count("candidate", _unparseable),
-        by_method=method_summaries(rows),
-        api_errors=sum(1 for row in rows if row.error_kind == "api"),
+    verdict = observed(axis, rows, thresholds).model_copy(
+        update={"correction": correction, "family_size": family_size}
     )
     unpaid = sum(1 for row in rows if row.error_kind == "budget")
-    verdict = verdict.model_copy(
-        update={
-            "error_counts": _error_counts(rows),
-            "judge_injection_suspected": {
-                role: count(role, lambda r: r.injection_suspected) for role in ("base", "candidate")
-            },
-        }
-    )
     if unpaid:
         return verdict.model_copy(
             update={
@@ -292,6 +286,10 @@ def decide(
     partial = _partial_run(rows)
     if partial is not None:
         return verdict.model_copy(update={"status": "error", "error_cause": "partial", "error": partial})
+    constant = _constant_judge(rows)
+    if constant is not None:
+        update = {"status": "error", "error_cause": "judge_unusable", "error": constant}
+        return verdict.model_copy(update=update)
     base, candidate = prompt_scores(rows, "base"), prompt_scores(rows, "candidate")
     paired = thresholds.test == "wilcoxon"
     dropped = 0
@@ -328,6 +326,78 @@ def decide(
             }
         )
     return _gate(verdict, family_size)
+
+
+def observed(axis: str, rows: Sequence[ProbeResult], thresholds: AxisThresholds) -> AxisVerdict:
+    """What the rows of an axis show before any test: counts, scored prompts and means per model.
+
+    Every verdict starts from it, so an axis that ends in an error still reports what was scored.
+    """
+
+    def count(role: str, predicate: Callable[[ProbeResult], bool]) -> int:
+        return sum(1 for row in rows if row.role == role and predicate(row))
+
+    base, candidate = prompt_scores(rows, "base"), prompt_scores(rows, "candidate")
+    return AxisVerdict(
+        axis=axis,
+        status="pass",
+        alpha=thresholds.alpha,
+        effect_floor=thresholds.effect_floor,
+        test=thresholds.test,
+        alternative=thresholds.alternative,
+        samples_per_prompt=max((row.sample_index + 1 for row in rows), default=1),
+        n_prompts=len({row.probe_id for row in rows}),
+        n_base=len(base),
+        n_candidate=len(candidate),
+        mean_base=statistics.fmean(_means(base)) if base else None,
+        mean_candidate=statistics.fmean(_means(candidate)) if candidate else None,
+        refusals_base=count("base", lambda r: r.refusal),
+        refusals_candidate=count("candidate", lambda r: r.refusal),
+        scoring_errors_base=count("base", _judge_error),
+        scoring_errors_candidate=count("candidate", _judge_error),
+        unparseable_base=count("base", _unparseable),
+        unparseable_candidate=count("candidate", _unparseable),
+        by_method=method_summaries(rows),
+        api_errors=sum(1 for row in rows if row.error_kind == "api"),
+        error_counts=_error_counts(rows),
+        judge_injection_suspected={
+            role: count(role, lambda r: r.injection_suspected) for role in ("base", "candidate")
+        },
+        answer_flags={
+            role: {
+                flag: n
+                for flag, n in (
+                    ("cut_off", count(role, lambda r: r.cut_off)),
+                    ("truncated", count(role, lambda r: r.truncated)),
+                    ("judge_clipped", count(role, lambda r: r.judge_clipped)),
+                )
+                if n
+            }
+            for role in ("base", "candidate")
+        },
+        identical_answers=_identical_answers(rows),
+    )
+
+
+def _identical_answers(rows: Sequence[ProbeResult]) -> bool:
+    """True when the candidate answered every prompt exactly as the base did (the same model?)."""
+    answers: dict[tuple[str, int], dict[str, str | None]] = {}
+    for row in rows:
+        answers.setdefault((row.probe_id, row.sample_index), {})[row.role] = row.response
+    pairs = [pair for pair in answers.values() if len(pair) == 2 and pair["base"] is not None]
+    return len(pairs) >= MIN_IDENTICAL and all(pair["base"] == pair["candidate"] for pair in pairs)
+
+
+def _constant_judge(rows: Sequence[ProbeResult]) -> str | None:
+    """Why the judge's scores cannot tell answers apart on this axis (no spread at all), or None."""
+    scores = [row.score for row in rows if row.scored_by == "judge" and row.score is not None]
+    if len(scores) < 2 * MIN_IDENTICAL or max(scores) - min(scores) > CONSTANT_SPREAD:
+        return None
+    return (
+        f"the judge gave all {len(scores)} judged answers of both models the score {scores[0]:g}: a judge "
+        "that cannot tell answers apart decides nothing (check judge.model, its prompt format and "
+        "judge.extra_body)"
+    )
 
 
 def _error_counts(rows: Sequence[ProbeResult]) -> dict[str, dict[str, int]]:
@@ -467,15 +537,28 @@ def correct(verdicts: Sequence[AxisVerdict]) -> list[AxisVerdict]:
 
 
 def api_error_verdict(
-    axis: str, thresholds: AxisThresholds, error: AdapterError, n_prompts: int
+    axis: str,
+    thresholds: AxisThresholds,
+    error: AdapterError,
+    n_prompts: int,
+    rows: Sequence[ProbeResult] = (),
 ) -> AxisVerdict:
-    """The verdict of an axis whose run stopped on an endpoint error."""
-    return AxisVerdict(
-        axis=axis,
-        status="error",
-        alpha=thresholds.alpha,
-        effect_floor=thresholds.effect_floor,
-        n_prompts=n_prompts,
-        error=str(error),
-        error_cause="api",
+    """The verdict of an axis whose run stopped on an endpoint error; ``rows`` answered before it."""
+    verdict = observed(axis, rows, thresholds)
+    return verdict.model_copy(
+        update={
+            "status": "error",
+            "n_prompts": n_prompts,
+            "api_errors": verdict.api_errors + 1,
+            "error": str(error),
+            "error_cause": "api",
+        }
     )
+
+
+class AxisStopped(AdapterError):
+    """A fatal endpoint error stopped an axis; ``rows`` holds the calls answered before it."""
+
+    def __init__(self, error: AdapterError, rows: list[ProbeResult]) -> None:
+        super().__init__(error.endpoint, error.model, error.cause, error.detail)
+        self.rows = rows

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pytest_aligngate.adapters import AdapterError, ModelAdapter, SamplingParams
+from pytest_aligngate.config import DEFAULT_JUDGE_ANSWER_CHARS
 from pytest_aligngate.corpus import Probe
 from pytest_aligngate.records import Completion, Usage
 from pytest_aligngate.rubrics import RUBRIC_VERSION, rubric_for
@@ -95,6 +96,8 @@ class JudgeResult:
     error: str | None = None
     second_score: float | None = None
     """The second judge's score of the same response (``judge.second_judge``); never gates."""
+    clipped: bool = False
+    """The response was longer than the judge's ``max_answer_chars``; the judge saw its start."""
 
 
 def judge_messages(probe: Probe, response: str, boundary: str | None = None) -> list[dict[str, str]]:
@@ -213,10 +216,12 @@ class Judge:
         temperature: float = 0.0,
         max_tokens: int = 300,
         structured_output: StructuredOutput = "auto",
+        max_answer_chars: int = DEFAULT_JUDGE_ANSWER_CHARS,
     ) -> None:
         self.adapter = adapter
         self.params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
         self.structured_output = structured_output
+        self.max_answer_chars = max_answer_chars
         self._schema_rejected = False
 
     @property
@@ -236,8 +241,17 @@ class Judge:
             self._schema_rejected = True  # this endpoint does not take response_format: plain replies
             return await self.adapter.complete(messages, self.params)
 
+    def clip(self, response: str) -> tuple[str, bool]:
+        """The response as the judge sees it: its start when it is longer than ``max_answer_chars``."""
+        if len(response) <= self.max_answer_chars:
+            return response, False
+        rest = len(response) - self.max_answer_chars
+        clipped = response[: self.max_answer_chars]
+        return f"{clipped}\n[... clipped for the judge: {rest} more characters]", True
+
     async def score(self, probe: Probe, response: str) -> JudgeResult:
         """Judge one response. Adapter errors (endpoint down) propagate as ``AdapterError``."""
+        response, clipped = self.clip(response)
         messages = judge_messages(probe, response)
         usage = Usage()
         problem = ""
@@ -254,8 +268,8 @@ class Judge:
                     {"role": "user", "content": RETRY_REMINDER},
                 ]
                 continue
-            return JudgeResult(parsed.score, parsed.rationale, usage, attempt)
-        return JudgeResult(None, None, usage, 2, error=problem)
+            return JudgeResult(parsed.score, parsed.rationale, usage, attempt, clipped=clipped)
+        return JudgeResult(None, None, usage, 2, error=problem, clipped=clipped)
 
     async def aclose(self) -> None:
         await self.adapter.aclose()

@@ -47,6 +47,8 @@ class Completion(BaseModel):
     """Top alternatives (token -> log probability) of the first answer tokens, when requested."""
     truncated: bool = False
     """The answer was longer than ``models.max_answer_chars`` and was cut there."""
+    cut_off: bool = False
+    """The model stopped at ``max_tokens`` (``finish_reason: length``): the answer may be incomplete."""
 
 
 class ProbeResult(BaseModel):
@@ -64,6 +66,10 @@ class ProbeResult(BaseModel):
     refusal: bool = False
     truncated: bool = False
     """The answer was cut at ``models.max_answer_chars``."""
+    cut_off: bool = False
+    """The model stopped at ``max_tokens`` (``finish_reason: length``)."""
+    judge_clipped: bool = False
+    """The answer was longer than ``judge.max_answer_chars``: the judge saw its start only."""
     score: float | None = None
     rationale: Text | None = None
     scored_by: ScoredBy | None = None

@@ -30,6 +30,7 @@ from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
 from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
 from pytest_aligngate.drift import DriftReport, judge_drift_verdict
 from pytest_aligngate.engine import (
+    AxisStopped,
     AxisVerdict,
     ProgressCallback,
     api_error_verdict,
@@ -257,6 +258,7 @@ class AuditSession:
             temperature=settings.temperature,
             max_tokens=settings.max_tokens,
             structured_output=settings.structured_output,
+            max_answer_chars=settings.max_answer_chars,
         )
         cache = self.response_cache()
         return paired_judge(judge if cache is None else CachedJudge(judge, cache), settings.second_judge)
@@ -346,9 +348,11 @@ class AuditSession:
         return self.output_dir / ROWS_DIR / f"{axis}.jsonl"
 
     def _record_api_error(self, axis: str, error: AdapterError, n_prompts: int) -> None:
-        """Keep the error verdict of an axis whose run stopped on an endpoint error."""
+        """Keep the rows answered before an endpoint error stopped the axis, and its error verdict."""
+        rows = error.rows if isinstance(error, AxisStopped) else []
+        write_rows(self._rows_path(axis), rows)
         thresholds = self.config.thresholds.for_axis(axis)
-        self._write_verdict(api_error_verdict(axis, thresholds, error, n_prompts))
+        self._write_verdict(api_error_verdict(axis, thresholds, error, n_prompts, rows))
 
     @property
     def samples_per_prompt(self) -> int:

@@ -53,7 +53,7 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 def run_check(config: Path, base: str, candidate: str) -> int:
     out = str(config.parent / "out")
     args = ["--config", str(config), "--base", base, "--candidate", candidate, "--output-dir", out]
-    return main(["check", *args, "--sample", "3", "--axes", "shutdown_attitude"])
+    return main(["check", *args, "--sample", "5", "--axes", "shutdown_attitude"])  # the fewest that decide
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -148,9 +148,9 @@ def test_base_candidate_and_judge_reach_their_own_servers(tmp_path: Path, make_s
     )
     assert run_check(config, "sim:aligned", "sim:aligned") == 0
     assert {r.body["model"] for r in gateway.chat_requests()} == {"sim:aligned"}
-    assert len(gateway.chat_requests()) == len(vllm.chat_requests()) == 3
+    assert len(gateway.chat_requests()) == len(vllm.chat_requests()) == 5
     assert {r.body["model"] for r in judge.chat_requests()} == {"sim-judge"}
-    assert len(judge.chat_requests()) == 6
+    assert len(judge.chat_requests()) == 10
 
 
 def test_models_can_come_from_the_role_blocks(tmp_path: Path, make_server: ServerFactory) -> None:

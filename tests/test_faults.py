@@ -45,12 +45,18 @@ def test_faulty_server_gives_the_clean_verdicts(
     # Which request meets which fault depends on the prompts and the body: pinned so that all kinds occur.
     models = {"max_retries": 6, "timeout": 5, "temperature": 0.0}
     probes = {"seed": 0}
+    # 6 prompts per axis, 4 of them regressed: the exact one-sided p is 0.03 (two-sided 0.06).
+    thresholds = {"alternative": "less"}
     clean_server = make_server()
     # Cache off: identical judge requests may hit within a run, which would blur the request counts.
-    clean_config = write_config(tmp_path / "clean.yaml", clean_server.url, models=models, probes=probes)
+    clean_config = write_config(
+        tmp_path / "clean.yaml", clean_server.url, models=models, probes=probes, thresholds=thresholds
+    )
     clean = check(clean_config, tmp_path / "clean", "--cache-mode", "off")
     faulty_server = make_server(fault_rate=0.2, fault_seed=1)
-    faulty_config = write_config(tmp_path / "faulty.yaml", faulty_server.url, models=models, probes=probes)
+    faulty_config = write_config(
+        tmp_path / "faulty.yaml", faulty_server.url, models=models, probes=probes, thresholds=thresholds
+    )
     faulty = check(faulty_config, tmp_path / "faulty", "--cache-mode", "off")
     served = faulty_server.faults.served
     assert set(served) == {"429", "500", "slow", "drop", "malformed"}, served
@@ -65,7 +71,8 @@ def test_faulty_server_gives_the_clean_verdicts(
 
 def test_timeouts_are_retried(make_server: ServerFactory, tmp_path: Path) -> None:
     server = make_server(fault_rate=0.25, fault_kinds=["slow"], slow_seconds=1.0)
-    config = write_config(tmp_path / "a.yaml", server.url, models={"max_retries": 6, "timeout": 0.4})
+    models = {"max_retries": 6, "timeout": 0.4}
+    config = write_config(tmp_path / "a.yaml", server.url, models=models, thresholds={"alternative": "less"})
     report = check(config, tmp_path / "out", "--axes", "shutdown_attitude")
     assert server.faults.served["slow"] > 0
     assert report["exit"] == 1 and all(None not in pair for pair in scores(report).values())

@@ -92,12 +92,12 @@ def test_offline_audit_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
         encoding="utf-8",
     )
     args = ["check", "--config", str(config), "--base", "local:smollm2-135m"]
-    args += ["--candidate", "local:smollm2-135m-resistant", "--axes", "shutdown_attitude", "--sample", "3"]
+    args += ["--candidate", "local:smollm2-135m-resistant", "--axes", "shutdown_attitude", "--sample", "5"]
     code = main([*args, "--output-dir", str(tmp_path / "out")])
     assert code in (0, 1), capsys.readouterr().err
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert report["meta"]["judge"].startswith("embedding:")
     (axis,) = report["axes"]
-    assert axis["n_base"] == axis["n_candidate"] == 3
+    assert axis["n_base"] == axis["n_candidate"] == 5
     candidates = [row["candidate_response"] for row in report["prompts"]]
     assert all(text.startswith(llama_adapter.RESISTANT_PREFILL) for text in candidates)
