@@ -96,6 +96,8 @@ class SamplingParams:
     """Ask for the top-5 logprobs of each answer token (forced-choice probes)."""
     response_format: dict[str, Any] | None = None
     """Sent as ``response_format`` (the judge's verdict schema); local models ignore it."""
+    choice_max_tokens: int = 16
+    """``max_tokens`` of forced-choice probes, whose answer is read from its first tokens."""
 
 
 class ModelAdapter(Protocol):
@@ -315,6 +317,20 @@ class OpenAICompatAdapter:
             cut_off=choice.get("finish_reason") == "length",
         )
 
+    async def listed_models(self) -> set[str] | None:
+        """The model ids the endpoint lists (``GET /models``); None when it lists none or cannot."""
+        import openai
+
+        endpoint = self._open()
+        try:
+            client = (await endpoint.client()).with_options(max_retries=0, timeout=min(self._timeout, 10.0))
+            page = await client.models.list()
+        except (openai.APIError, ValueError, TypeError):
+            return None
+        ids = {str(getattr(model, "id", "")) for model in getattr(page, "data", None) or []}
+        ids.discard("")
+        return ids or None
+
     def _charge(self, prompt_tokens: int, max_tokens: int) -> AbstractContextManager[Charge | None]:
         """The call's charge against the run's budget (none without a budget)."""
         if self._budget is None:
@@ -478,6 +494,10 @@ def _loading_wait(exc: Any) -> float | None:
 class HuggingFaceAdapter(OpenAICompatAdapter):
     """A model on Hugging Face: the Inference Providers router, or a dedicated endpoint / TGI as base_url."""
 
+    async def listed_models(self) -> set[str] | None:
+        """None: the router lists ids without the ``:provider`` suffixes its requests may carry."""
+        return None
+
     def _hint(self, status: int, message: str) -> str:
         key = self._api_key_env or ENV_HF_TOKEN
         hints = {
@@ -497,6 +517,10 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
     def __init__(self, model: str, endpoint: str, *, api_version: str, **kwargs: Any) -> None:
         super().__init__(model, endpoint, **kwargs)
         self.api_version = api_version
+
+    async def listed_models(self) -> set[str] | None:
+        """None: ``model`` is a deployment name, which Azure's model list does not hold."""
+        return None
 
     def _share_key(self) -> tuple[object, ...]:
         return (*super()._share_key(), self.api_version)

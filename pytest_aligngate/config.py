@@ -143,6 +143,9 @@ class ModelsConfig(_Strict):
     extra_body: dict[str, Any] | None = Field(None, description="Extra request fields (vLLM/Ollama params)")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(512, gt=0)
+    choice_max_tokens: int = Field(
+        16, gt=0, description="max_tokens of forced-choice probes (only the first answer tokens are read)"
+    )
     max_answer_chars: int = Field(
         DEFAULT_MAX_ANSWER_CHARS, ge=1, description="Longer answers are cut here (the row says truncated)"
     )
@@ -187,6 +190,13 @@ class JudgeConfig(_Strict):
     concurrency: int = Field(8, ge=1, description="Judge requests in flight (apart from the models')")
     requests_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge requests")
     tokens_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge tokens")
+    anchor_check: bool = Field(
+        True,
+        description=(
+            "Before probing, judge the most and least aligned anchor of each audited axis (2 calls per "
+            "axis): a judge that disagrees with them errors the axis (exit 5)"
+        ),
+    )
     drift_check: bool = Field(
         False, description="Re-judge the bundled anchor responses each run (about 24 judge calls per process)"
     )

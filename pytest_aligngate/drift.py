@@ -1,10 +1,12 @@
 """Judge drift check: re-judge fixed anchor responses with agreed scores and measure agreement.
 
-A judge model that is silently updated (or a rubric edit) moves the ruler every verdict is read
-against. Each run can re-judge the bundled anchors (``data/anchors.yaml``: about six responses
-per axis) and compare with their agreed scores: the mean absolute error (MAE) and Spearman's rank
-correlation per axis. An axis whose MAE exceeds ``judge.drift_tolerance`` errors ("judge
-changed") instead of passing or failing.
+A judge model that is silently updated (or a rubric edit, or a judge that is simply unusable: a
+constant or inverted scorer) moves the ruler every verdict is read against. Every run judges the
+most and least aligned anchor of each audited axis (``judge.anchor_check``, on by default: two
+calls per axis); ``judge.drift_check`` re-judges all bundled anchors (``data/anchors.yaml``: about
+six responses per axis). Both compare with the agreed scores: the mean absolute error (MAE) and
+Spearman's rank correlation per axis. An axis whose MAE exceeds ``judge.drift_tolerance`` errors
+("judge disagrees with the anchors", exit 5) instead of passing or failing.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class AxisAnchors(BaseModel):
 
     axis: str
     probe: str = Field(description="Id of the bundled probe the responses answer")
-    responses: tuple[Anchor, ...] = Field(min_length=3)
+    responses: tuple[Anchor, ...] = Field(min_length=2)
 
 
 class AnchorSet(BaseModel):
@@ -74,6 +76,15 @@ class DriftReport(BaseModel):
 
 def load_anchors(path: Path = ANCHORS_FILE) -> AnchorSet:
     return AnchorSet.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def extreme_anchors(anchors: AnchorSet) -> AnchorSet:
+    """The quick check's anchors: per axis only the most and the least aligned response."""
+    groups = []
+    for group in anchors.anchors:
+        ordered = sorted(group.responses, key=lambda anchor: anchor.score)
+        groups.append(group.model_copy(update={"responses": (ordered[-1], ordered[0])}))
+    return anchors.model_copy(update={"anchors": tuple(groups)})
 
 
 def agreement(
@@ -129,7 +140,7 @@ def drift_lines(report: DriftReport) -> list[str]:
     for a in report.axes:
         mae = "-" if a.mae is None else f"{a.mae:.3f}"
         rho = "-" if a.spearman is None else f"{a.spearman:.2f}"
-        state = "JUDGE CHANGED" if a.drifted else "ok"
+        state = "DISAGREES WITH THE ANCHORS" if a.drifted else "ok"
         extra = f", {a.unscored} unscored" if a.unscored else ""
         lines.append(
             f"{a.axis}: {state} (MAE {mae} vs tolerance {report.tolerance:g}, "
@@ -139,15 +150,19 @@ def drift_lines(report: DriftReport) -> list[str]:
 
 
 def judge_drift_verdict(verdict: AxisVerdict, report: DriftReport | None) -> AxisVerdict:
-    """The verdict unchanged, or an error ("judge changed") when the judge drifted on its axis."""
+    """The verdict unchanged, or an error (the judge disagrees with the anchors) on a drifted axis.
+
+    The judge's disagreement wins over errors read from its scores (partial, too few, constant):
+    it is their likelier cause. An API or budget stop is kept as it is.
+    """
     drift = report.axis(verdict.axis) if report is not None else None
-    if drift is None or not drift.drifted or verdict.status == "error":
+    if drift is None or not drift.drifted or verdict.error_cause in ("api", "budget"):
         return verdict
     line = next(text for text in drift_lines(report) if text.startswith(f"{verdict.axis}:"))  # type: ignore[arg-type]
     return verdict.model_copy(
         update={
             "status": "error",
             "error_cause": "judge_drift",
-            "error": f"judge changed: {report.judge} no longer agrees with the anchors on {line}",  # type: ignore[union-attr]
+            "error": f"judge disagrees with the anchors: {report.judge} on {line}",  # type: ignore[union-attr]
         }
     )

@@ -195,6 +195,8 @@ async def _probe_one(
     )
     if params.logprobs and not probe.forced_choice:
         params = replace(params, logprobs=False)
+    if probe.forced_choice:
+        params = replace(params, max_tokens=min(params.max_tokens, params.choice_max_tokens))
     try:
         completion = await adapter.complete(probe.chat(), params)
     except AdapterError as exc:
@@ -222,7 +224,11 @@ async def _probe_one(
     except AdapterError as exc:
         if exc.fatal:
             raise
-        return row.model_copy(update={"error_kind": _error_kind(exc), "error": encodable(f"judge: {exc}")})
+        clip = getattr(judge, "clip", None)
+        clipped = bool(clip(answer)[1]) if clip is not None else False
+        error = encodable(f"judge: {exc}")
+        failed = {"error_kind": _error_kind(exc), "error": error, "judge_clipped": clipped}
+        return row.model_copy(update=failed)
     update: dict[str, object] = {
         "judge_usage": result.usage,
         "score": result.score,

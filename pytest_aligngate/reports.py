@@ -269,8 +269,31 @@ def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
         )
         if v.status == "error":
             lines.append(f"    {single_line(v.error or '')}")
-        lines += [f"    {note}" for note in verdict_notes(v)]
+        lines += [f"    {note}" for note in verdict_notes(v) + answer_notes(v)]
     return "\n".join(lines)
+
+
+def answer_notes(v: AxisVerdict) -> list[str]:
+    """What the answers of one axis show beside the statistics: failed or unusable calls by kind,
+    answers cut off or clipped, suspected judge manipulation, a candidate identical to the base."""
+    notes = []
+    if v.identical_answers:
+        notes.append("candidate answered exactly as the base on every prompt: is it the same model?")
+    for label, counts in (("failed or unusable calls", v.error_counts), ("flagged answers", v.answer_flags)):
+        parts = [
+            f"{role} " + ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in sorted(kinds.items()))
+            for role, kinds in counts.items()
+            if kinds
+        ]
+        if parts:
+            notes.append(f"{label}: {'; '.join(parts)}")
+    suspected = {role: n for role, n in v.judge_injection_suspected.items() if n}
+    if suspected:
+        counts = ", ".join(f"{role} {n}" for role, n in suspected.items())
+        notes.append(f"answers that address the judge or claim a score: {counts} (no evidence of alignment)")
+    if v.p_method:
+        notes.append(f"p: {v.p_method}")
+    return notes
 
 
 def verdict_notes(v: AxisVerdict) -> list[str]:
@@ -357,7 +380,8 @@ def markdown(report: Report) -> str:
     errors = [v for v in report.axes if v.error]
     for v in errors:
         lines += ["", f"**{v.axis}**: {markdown_inert(v.error or '')}"]
-    noted = [(v.axis, verdict_notes(v)) for v in report.axes if verdict_notes(v)]
+    all_notes = [(v.axis, verdict_notes(v) + answer_notes(v)) for v in report.axes]
+    noted = [(axis, notes) for axis, notes in all_notes if notes]
     if noted:
         lines += ["", "### Statistics", ""]
     for axis, notes in noted:

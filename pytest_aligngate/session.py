@@ -111,6 +111,7 @@ class AuditSession:
         self._budget: Budget | None = None
         self._drift: DriftReport | None = None
         self._output_lock: FolderLock | None = None
+        self._models_checked = False
 
     @classmethod
     def create(
@@ -278,6 +279,7 @@ class AuditSession:
             max_tokens=models.max_tokens,
             seed=models.seed,
             logprobs=models.logprobs,
+            choice_max_tokens=models.choice_max_tokens,
         )
 
     # --- running ------------------------------------------------------------------------
@@ -300,7 +302,7 @@ class AuditSession:
 
         async def run() -> list[ProbeResult]:
             try:
-                await self.check_judge(judge)
+                await self.preflight(base, candidate, judge)
                 return await run_axis(
                     probes, base, candidate, judge, self.sampling(), on_row, samples=self.samples_per_prompt
                 )
@@ -331,8 +333,10 @@ class AuditSession:
                 return exc
 
         try:
-            await self.check_judge(judge)
+            await self.preflight(base, candidate, judge)
             results = await asyncio.gather(*(one(probes) for probes in plan.values()))
+        except AdapterError as exc:  # before any probe: every axis stops on it
+            results = [exc] * len(plan)
         finally:
             await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
         outcome = dict(zip(plan, results, strict=True))
@@ -375,16 +379,48 @@ class AuditSession:
         self._write_verdict(verdict)
         return verdict
 
+    async def preflight(self, base: ModelAdapter, candidate: ModelAdapter, judge: object) -> None:
+        """Before the first probe: the model ids are ones their servers list, and the judge's drift check."""
+        await self.check_models(base, candidate, judge)
+        await self.check_judge(judge)
+
+    async def check_models(self, base: ModelAdapter, candidate: ModelAdapter, judge: object) -> None:
+        """Every model id is one its server lists, where the server lists models (once per process).
+
+        Some servers (llama-cpp-python's among them) answer an unknown id with their default model
+        and echo the id back, so a typo would audit the wrong model; ``GET /models`` tells.
+
+        Raises:
+            AdapterError: ``not_found``, naming the endpoint, the id and what the server lists.
+        """
+        if self._models_checked or self.config.cache.mode == "read_only":  # read_only: offline replay
+            return
+        judge_adapter = getattr(getattr(judge, "primary", judge), "adapter", None)
+        for adapter in (base, candidate, judge_adapter):
+            inner = getattr(adapter, "inner", adapter)  # a cached adapter asks through its inner one
+            lister = getattr(inner, "listed_models", None)
+            listed = None if lister is None else await lister()
+            if listed is not None and inner.model not in listed:
+                shown = ", ".join(sorted(listed)[:20]) + (", ..." if len(listed) > 20 else "")
+                detail = f"the server does not list this model id (it lists: {shown}); check it for a typo"
+                raise AdapterError(inner.endpoint, inner.model, "not_found", detail)
+        self._models_checked = True
+
     async def check_judge(self, judge: object) -> None:
-        """Re-judge the drift anchors once per process (``judge.drift_check``); writes drift.json."""
-        if not self.config.judge.drift_check or self._drift is not None:
+        """Judge the drift anchors once per process (``judge.anchor_check``: the two extremes per
+        axis; ``judge.drift_check``: all of them); writes drift.json."""
+        settings = self.config.judge
+        if not (settings.drift_check or settings.anchor_check) or self._drift is not None:
+            return
+        if settings.adapter == "embedding":  # the local judge's accuracy is measured apart (README)
             return
         from pytest_aligngate.corpus import BUILTIN_AXES
-        from pytest_aligngate.drift import check_drift
+        from pytest_aligngate.drift import check_drift, extreme_anchors, load_anchors
 
         axes = list(self.config.probes.axes or BUILTIN_AXES)
+        anchors = load_anchors() if settings.drift_check else extreme_anchors(load_anchors())
         gate_judge = judge.primary if isinstance(judge, PairedJudge) else judge  # the anchors measure it only
-        self._drift = await check_drift(gate_judge, axes, self.config.judge.drift_tolerance)
+        self._drift = await check_drift(gate_judge, axes, settings.drift_tolerance, anchors)
         path = self.output_dir / DRIFT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self._drift.model_dump_json(indent=2), encoding="utf-8")
@@ -392,7 +428,8 @@ class AuditSession:
     def drift_report(self) -> DriftReport | None:
         """This run's judge drift check: this process's, else the one another process wrote."""
         path = self.output_dir / DRIFT_FILE
-        if self._drift is None and self.config.judge.drift_check and path.is_file():
+        checked = self.config.judge.drift_check or self.config.judge.anchor_check
+        if self._drift is None and checked and path.is_file():
             self._drift = DriftReport.model_validate_json(path.read_text(encoding="utf-8"))
         return self._drift
 

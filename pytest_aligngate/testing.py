@@ -199,6 +199,9 @@ class ServerQuirks:
         loading_time: the ``estimated_time`` (seconds) those 503 replies announce.
         reject_params: request fields answered with 400 "unsupported parameter" (e.g. ``("seed",)``).
         reasoning_field: ``sim:thinker`` sends its reasoning in ``reasoning_content``, not inline.
+        listed_models: the ids ``GET /v1/models`` lists (default: none, answered 404).
+        fallback_model: answer unknown model ids with this model, echoing the requested id
+            (llama-cpp-python's server does so).
     """
 
     omit_usage: bool = False
@@ -207,6 +210,8 @@ class ServerQuirks:
     loading_time: float = 0.05
     reject_params: tuple[str, ...] = ()
     reasoning_field: bool = False
+    listed_models: tuple[str, ...] | None = None
+    fallback_model: str | None = None
 
     def refusal(self, headers: Any, body: dict[str, Any], served: int) -> tuple[int, dict[str, Any]] | None:
         """The error reply for a request, or None to answer it; ``served`` counts earlier chat requests."""
@@ -400,8 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
-            names = ["sim:aligned", "sim:misaligned", "sim:refuse", "sim-judge", "sim-judge-fenced"]
+        names = self.server.owner.quirks.listed_models
+        if self.path.rstrip("/").endswith("/models") and names is not None:
             self._send(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
         else:
             self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
@@ -439,6 +444,8 @@ class _Handler(BaseHTTPRequestHandler):
         messages = body.get("messages") or []
         answering = "sim:aligned" if model == THINKER else model
         reply = owner.behaviour.reply(answering, messages, bool(body.get("logprobs")))
+        if reply is None and owner.quirks.fallback_model is not None:
+            reply = owner.behaviour.reply(owner.quirks.fallback_model, messages, bool(body.get("logprobs")))
         if reply is None:
             message = f"The model `{model}` does not exist"
             self._send(

@@ -150,7 +150,7 @@ def test_base_candidate_and_judge_reach_their_own_servers(tmp_path: Path, make_s
     assert {r.body["model"] for r in gateway.chat_requests()} == {"sim:aligned"}
     assert len(gateway.chat_requests()) == len(vllm.chat_requests()) == 5
     assert {r.body["model"] for r in judge.chat_requests()} == {"sim-judge"}
-    assert len(judge.chat_requests()) == 10
+    assert len(judge.chat_requests()) == 2 + 10  # the two anchors of the axis, then every answer
 
 
 def test_models_can_come_from_the_role_blocks(tmp_path: Path, make_server: ServerFactory) -> None:

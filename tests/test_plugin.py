@@ -122,7 +122,8 @@ def test_user_corpus_file_given_as_path(pytester: pytest.Pytester, make_server: 
         lines += [f"  - id: sycophancy/s-{i:02d}", f"    prompt: Please agree with claim number {i}."]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     server = make_server([corpus])
-    write_config(pytester.path / "aligngate.yaml", server.url)
+    # Cache off: base and candidate often give the same answer, which a cache may judge once or twice.
+    write_config(pytester.path / "aligngate.yaml", server.url, cache={"mode": "off"})
     result = pytester.runpytest(
         "probes/sycophancy.yaml", "-v",
         "--aligngate-base", "sim:aligned", "--aligngate-candidate", "sim:regress=sycophancy",
