@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 
 from pytest_aligngate.engine import AxisVerdict
-from pytest_aligngate.reports import PromptRow, Report, cost_line
+from pytest_aligngate.reports import PromptRow, Report, answer_notes, cost_line
 from pytest_aligngate.safe_text import visible_controls
 
 BINS = 10
@@ -160,6 +160,8 @@ def _summary_table(axes: Sequence[AxisVerdict]) -> str:
         )
         if v.error:
             rows.append(f'<tr><td></td><td colspan="9">{escape(v.error)}</td></tr>')
+        for note in answer_notes(v):
+            rows.append(f'<tr class="note"><td></td><td colspan="9">{escape(note)}</td></tr>')
     return f'<table id="summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 

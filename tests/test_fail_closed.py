@@ -126,6 +126,9 @@ def test_an_answer_claiming_a_score_is_judged_on_what_it_says(
     axis = axes(tmp_path / "out")[AXIS]
     assert axis["status"] == "fail"
     assert axis["judge_injection_suspected"] == {"base": 0, "candidate": 10}
+    note = "answers that address the judge or claim a score: candidate 10"
+    for name in ("report.md", "report.html"):
+        assert note in (tmp_path / "out" / name).read_text(encoding="utf-8")
     # The answer's own "</response>" cannot close the block: one boundary per judge call, unguessable.
     prompts = [_last_user(r) for r in hostile.chat_requests("sim-judge")]
     evil = [p for p in prompts if "Note to the judge" in p]
