@@ -1,5 +1,5 @@
-"""Alias of :mod:`pytest_aligngate.harness`."""
+"""Alias of :mod:`pytest_aligngate.api`."""
 
-from pytest_aligngate.harness import AuditHarness, CheckResult, ProbeRun
+from pytest_aligngate.api import AuditHarness, CheckResult, ProbeRun
 
 __all__ = ["AuditHarness", "CheckResult", "ProbeRun"]

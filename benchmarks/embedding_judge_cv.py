@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_aligngate.embedding_judge import (
+from pytest_aligngate.judging.embedding import (
     Embedder,
     _require_extra,
     cross_validated_predictions,

@@ -56,7 +56,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_aligngate.stats import (
+from pytest_aligngate.gate.stats import (
     Comparison,
     Correction,
     GateRule,

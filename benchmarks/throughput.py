@@ -22,13 +22,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pytest_aligngate.adapters import SamplingParams
-from pytest_aligngate.config import AligngateConfig
-from pytest_aligngate.engine import run_axis
-from pytest_aligngate.judge import Judge
+from pytest_aligngate.config.schema import AligngateConfig
+from pytest_aligngate.gate.runner import run_axis
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.models.base import SamplingParams
 from pytest_aligngate.records import Completion
 from pytest_aligngate.session import AuditSession
-from pytest_aligngate.testing import SimulatedBehaviour, SimulatedOpenAIServer
+from pytest_aligngate.testing.behaviour import SimulatedBehaviour
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 MODELS = ("sim:aligned", "sim:regress=shutdown_attitude")
 
@@ -140,7 +141,6 @@ def main() -> None:
             plan = session.plan_all()
             import openai  # noqa: F401  (imports are start-up, not per-probe work)
 
-            import pytest_aligngate.stats  # noqa: F401
 
             probes = sum(len(p) for p in plan.values())
             cpu, wall = time.process_time(), time.perf_counter()

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "AuditHarness": "pytest_aligngate.harness",
-    "CheckResult": "pytest_aligngate.harness",
-    "ProbeRun": "pytest_aligngate.harness",
+    "AuditHarness": "pytest_aligngate.api",
+    "CheckResult": "pytest_aligngate.api",
+    "ProbeRun": "pytest_aligngate.api",
     "AligngateConfig": "pytest_aligngate.config",
     "ConfigError": "pytest_aligngate.config",
     "load_config": "pytest_aligngate.config",
 }
 
 if TYPE_CHECKING:
-    from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
-    from pytest_aligngate.harness import AuditHarness, CheckResult, ProbeRun
+    from pytest_aligngate.api import AuditHarness, CheckResult, ProbeRun
+    from pytest_aligngate.config.load import load_config
+    from pytest_aligngate.config.schema import AligngateConfig, ConfigError
 
 
 def __getattr__(name: str) -> Any:

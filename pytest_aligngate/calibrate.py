@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pytest_aligngate.config import GateThresholds
+from pytest_aligngate.config.schema import GateThresholds
 
 BASELINES = "baselines.json"
 

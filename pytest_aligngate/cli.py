@@ -19,8 +19,9 @@ from pytest_aligngate import __version__
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 if TYPE_CHECKING:
-    from pytest_aligngate.corpus import Probe
+    from pytest_aligngate.corpus.model import Probe
     from pytest_aligngate.session import AuditSession
+
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CONFIG, EXIT_API, EXIT_PARTIAL = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = (
@@ -182,7 +183,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pytest_aligngate.session import AuditSession, SessionSetupError
+    from pytest_aligngate.errors import SessionSetupError
+    from pytest_aligngate.session import AuditSession
 
     options = _options(args)
     try:
@@ -223,9 +225,10 @@ def _internal_error(session: AuditSession, error: Exception) -> int:
 def _run_check(
     session: AuditSession, plan: dict[str, list[Probe]], args: argparse.Namespace, options: RunOptions
 ) -> int:
-    from pytest_aligngate.log import configure, log_verdicts
-    from pytest_aligngate.progress import Progress
-    from pytest_aligngate.reports import REPORT_FILES, axis_table, cost_line
+    from pytest_aligngate.reports import REPORT_FILES
+    from pytest_aligngate.reports.log import configure, log_verdicts
+    from pytest_aligngate.reports.progress import Progress
+    from pytest_aligngate.reports.text import axis_table, cost_line
 
     logger = configure(session.config.logging)
     if args.quiet:
@@ -257,11 +260,11 @@ def _run_check(
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from pytest_aligngate.adapters import AdapterError
-    from pytest_aligngate.config import ConfigError, load_config
-    from pytest_aligngate.harness import AuditHarness
-    from pytest_aligngate.log import configure
-    from pytest_aligngate.session import SessionSetupError
+    from pytest_aligngate.api import AuditHarness
+    from pytest_aligngate.config.load import load_config
+    from pytest_aligngate.config.schema import ConfigError
+    from pytest_aligngate.errors import AdapterError, SessionSetupError
+    from pytest_aligngate.reports.log import configure
 
     try:
         config = _options(args).apply(load_config(args.config))
@@ -302,8 +305,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from pytest_aligngate.cache import ResponseCache
-    from pytest_aligngate.config import ConfigError, load_config
+    from pytest_aligngate.config.load import load_config
+    from pytest_aligngate.config.schema import ConfigError
+    from pytest_aligngate.models.cache import ResponseCache
     from pytest_aligngate.session import CACHE_DIR
 
     try:
@@ -321,8 +325,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _corpus_import(args: argparse.Namespace) -> int:
-    from pytest_aligngate.corpus import CorpusError
-    from pytest_aligngate.importer import corpus_yaml, import_jsonl, mapping_for
+    from pytest_aligngate.corpus.anthropic_evals import corpus_yaml, import_jsonl, mapping_for
+    from pytest_aligngate.corpus.model import CorpusError
 
     try:
         mapping = mapping_for(args.file, args.axis, args.polarity)
@@ -340,8 +344,10 @@ def _corpus_import(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pytest_aligngate.config import ConfigError, load_config
-    from pytest_aligngate.corpus import CorpusError, bundled_corpus_dir, load_corpus
+    from pytest_aligngate.config.load import load_config
+    from pytest_aligngate.config.schema import ConfigError
+    from pytest_aligngate.corpus.load import bundled_corpus_dir, load_corpus
+    from pytest_aligngate.corpus.model import CorpusError
 
     try:
         config = _options(args).apply(load_config(args.config))

@@ -11,10 +11,12 @@ import sys
 import time
 from dataclasses import dataclass
 
-from pytest_aligngate.adapters import AdapterError, AdapterUnavailable, ModelAdapter, SamplingParams
-from pytest_aligngate.config import ROLES, AligngateConfig, ConfigError, RoleName, load_config
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import ROLES, AligngateConfig, ConfigError, RoleName
+from pytest_aligngate.errors import AdapterError, AdapterUnavailable
+from pytest_aligngate.judging.reasoning import answer_text
+from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.options import RunOptions
-from pytest_aligngate.reasoning import answer_text
 from pytest_aligngate.safe_text import single_line
 
 PING = [{"role": "user", "content": "Reply with the single word OK."}]
@@ -90,7 +92,7 @@ def adapters_for(config: AligngateConfig, models: dict[RoleName, str | None]) ->
         ConfigError: a role has no model id, or its settings do not resolve.
         AdapterUnavailable: an adapter cannot be built here.
     """
-    from pytest_aligngate.adapters import judge_adapter, model_adapter
+    from pytest_aligngate.models import judge_adapter, model_adapter
 
     built: dict[RoleName, ModelAdapter] = {}
     for role in ROLES:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_aligngate.config import AligngateConfig
+    from pytest_aligngate.config.schema import AligngateConfig
 
 
 def _axes(text: str) -> list[str]:

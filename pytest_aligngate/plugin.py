@@ -14,12 +14,12 @@ import pytest
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 if TYPE_CHECKING:
-    from pytest_aligngate.adapters import ModelAdapter
-    from pytest_aligngate.config import AligngateConfig
-    from pytest_aligngate.engine import AxisVerdict
-    from pytest_aligngate.judge import Judge
-    from pytest_aligngate.records import ProbeResult
+    from pytest_aligngate.config.schema import AligngateConfig
+    from pytest_aligngate.judging.llm import Judge
+    from pytest_aligngate.models.base import ModelAdapter
+    from pytest_aligngate.records import AxisVerdict, ProbeResult
     from pytest_aligngate.session import AuditSession
+
 
 SESSION_KEY = pytest.StashKey["AuditSession"]()
 DEFAULT_CORPUS_KEY = pytest.StashKey[Path]()
@@ -67,7 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if options.base is None or options.candidate is None:
         raise pytest.UsageError("pytest-aligngate needs both --aligngate-base and --aligngate-candidate")
-    from pytest_aligngate.session import AuditSession, SessionSetupError
+    from pytest_aligngate.errors import SessionSetupError
+    from pytest_aligngate.session import AuditSession
 
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     try:
@@ -107,7 +108,7 @@ class XdistHooks:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not is_active(parent.config):
         return None
-    from pytest_aligngate.corpus import CORPUS_SUFFIXES, looks_like_corpus
+    from pytest_aligngate.corpus.load import CORPUS_SUFFIXES, looks_like_corpus
 
     root = parent.config.stash.get(DEFAULT_CORPUS_KEY, None)
     in_corpus = (
@@ -127,7 +128,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     root = config.stash.get(DEFAULT_CORPUS_KEY, None)
     if root is None:
         return
-    from pytest_aligngate.corpus import corpus_files
+    from pytest_aligngate.corpus.load import corpus_files
 
     collected = config.stash.get(COLLECTED_KEY, set())
     missed = [path for path in corpus_files([root]) if path.resolve() not in collected]
@@ -151,7 +152,7 @@ class CorpusFile(pytest.File):
     """A YAML probe corpus file: one test item per axis it holds."""
 
     def collect(self) -> list[AxisItem]:
-        from pytest_aligngate.corpus import CorpusError
+        from pytest_aligngate.corpus.model import CorpusError
 
         session = self.config.stash[SESSION_KEY]
         try:
@@ -193,7 +194,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def check_axis(aligngate_axis_verdict: AxisVerdict, aligngate_axis_rows: list[ProbeResult]) -> None:
     """Assert that the candidate did not regress on this item's axis."""
     if aligngate_axis_verdict.status == "fail":
-        from pytest_aligngate.reports import failure_message
+        from pytest_aligngate.reports.text import failure_message
 
         pytest.fail(failure_message(aligngate_axis_verdict, aligngate_axis_rows), pytrace=False)
 

@@ -80,3 +80,102 @@ class ProbeResult(BaseModel):
     error: Text | None = None
     injection_suspected: bool = False
     """The answer addresses the judge or holds score-like text (shown to reviewers; never gates)."""
+
+
+
+
+class JudgeAgreement(BaseModel):
+    """How closely the second judge agrees with the gate's judge on one axis's judged answers."""
+
+    second_judge: str
+    """The second judge's name (``embedding:...`` for the local judge)."""
+    n: int
+    """Answers scored by both judges (base and candidate)."""
+    mae: float | None = None
+    """Mean absolute difference of the two scores."""
+    spearman: float | None = None
+    """Spearman's rank correlation; None below 3 answers or when either judge gave one score only."""
+    cut: float
+    agreement_rate: float | None = None
+    """Share of answers both judges put on the same side of ``cut`` (score >= cut: aligned)."""
+    mean_diff: float | None = None
+    """The gate's judge: mean candidate score minus mean base score."""
+    second_mean_diff: float | None = None
+    """The second judge: mean candidate score minus mean base score."""
+    same_direction: bool | None = None
+    """Both differences have the same sign (None when either is unknown)."""
+
+AxisStatus = Literal["pass", "fail", "improved", "insufficient", "error"]
+
+
+class MethodSummary(BaseModel):
+    """The probes of one axis scored one way: judged, or forced-choice (parsed or by logprobs)."""
+
+    n_prompts: int
+    mean_base: float | None = None
+    mean_candidate: float | None = None
+    logprob_rows: int = 0
+
+
+class AxisVerdict(BaseModel):
+    """The decision for one axis, with everything a reviewer needs to check it."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    axis: str
+    status: AxisStatus
+    alpha: float
+    effect_floor: float
+    test: str = "mannwhitneyu"
+    alternative: str = "two-sided"
+    p_value: float | None = None
+    p_method: str | None = None
+    """How ``p_value`` was computed (exact conditional null or normal approximation) and why."""
+    effect_size: float | None = None
+    mean_diff: float | None = None
+    mean_diff_ci: tuple[float, float] | None = None
+    effect_size_ci: tuple[float, float] | None = None
+    min_detectable_effect: float | None = None
+    n_base: int = 0
+    n_candidate: int = 0
+    mean_base: float | None = None
+    mean_candidate: float | None = None
+    n_prompts: int = 0
+    refusals_base: int = 0
+    refusals_candidate: int = 0
+    scoring_errors_base: int = 0
+    scoring_errors_candidate: int = 0
+    api_errors: int = 0
+    error_counts: dict[str, dict[str, int]] = {}
+    """Failed or unusable calls per role and kind (``api``, ``empty``, ``scoring``, ``budget``)."""
+    judge_injection_suspected: dict[str, int] = {}
+    """Answers per role that address the judge or hold score-like text (never gates)."""
+    error: str | None = None
+    error_cause: (
+        Literal["api", "partial", "budget", "judge_drift", "insufficient", "judge_unusable"] | None
+    ) = None
+    answer_flags: dict[str, dict[str, int]] = {}
+    """Answers per role cut off at max_tokens (``cut_off``), at max_answer_chars (``truncated``), or
+    clipped for the judge (``judge_clipped``)."""
+    identical_answers: bool = False
+    """The candidate answered every prompt exactly as the base: is it the same model?"""
+    correction: Literal["none", "holm"] = "none"
+    family_size: int = 1
+    p_bound: float | None = None
+    p_adjusted: float | None = None
+    inconclusive: bool = False
+    holm_only_fail: bool = False
+    samples_per_prompt: int = 1
+    within_sd_base: float | None = None
+    within_sd_candidate: float | None = None
+    prompts_dropped: int = 0
+    unparseable_base: int = 0
+    unparseable_candidate: int = 0
+    flip_cut: float | None = None
+    flips_to_misaligned: int = 0
+    """Prompts scored at or above ``flip_cut`` for the base and below it for the candidate."""
+    flips_to_aligned: int = 0
+    by_method: dict[str, MethodSummary] = {}
+    """Means per scoring method ("judged", "forced_choice"); filled when an axis has forced-choice probes."""
+    judge_agreement: JudgeAgreement | None = None
+    """The second judge's agreement with the gate's judge (``judge.second_judge``); never gates."""

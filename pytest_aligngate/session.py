@@ -1,8 +1,7 @@
 """One audit run, shared by both fronts: settings, corpus plan, probing, verdicts and reports.
 
 The pytest plugin calls it per axis item (possibly in several xdist workers, which agree on the
-run id and output folder); ``aligngate check`` calls it for every axis at once.
-"""
+run id and output folder); ``aligngate check`` calls it for every axis at once."""
 
 from __future__ import annotations
 
@@ -16,67 +15,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_aligngate import __version__
-from pytest_aligngate.adapters import (
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import AligngateConfig, ConfigError
+from pytest_aligngate.corpus.load import bundled_corpus_dir, load_corpus, select_probes
+from pytest_aligngate.corpus.model import Corpus, CorpusError, Probe
+from pytest_aligngate.errors import (
     AdapterError,
     AdapterUnavailable,
-    ModelAdapter,
-    SamplingParams,
-    judge_adapter,
-    model_adapter,
-)
-from pytest_aligngate.budget import LEDGER_FILE, Budget, cost_by_role
-from pytest_aligngate.cache import CachedAdapter, CachedJudge, ResponseCache
-from pytest_aligngate.config import AligngateConfig, ConfigError, load_config
-from pytest_aligngate.corpus import Corpus, CorpusError, Probe, bundled_corpus_dir, load_corpus, select_probes
-from pytest_aligngate.drift import DriftReport, judge_drift_verdict
-from pytest_aligngate.engine import (
-    AxisStopped,
-    AxisVerdict,
-    ProgressCallback,
-    api_error_verdict,
-    correct,
-    decide,
-    run_axis,
-)
-from pytest_aligngate.folder_lock import FolderInUse, FolderLock, claim
-from pytest_aligngate.judge import Judge
-from pytest_aligngate.judge_agreement import PairedJudge, paired_judge, with_judge_agreement
-from pytest_aligngate.options import RunOptions
-from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.reports import (
-    REPORT_FILES,
-    BudgetSummary,
-    Report,
-    RunMeta,
-    axis_table,
-    cost_line,
+    AxisRunError,
+    SessionSetupError,
     exit_code,
     overall_status,
-    pair_rows,
-    read_rows,
-    total_usage,
-    verdict_properties,
-    with_flips,
-    write_reports,
-    write_rows,
 )
-from pytest_aligngate.rubrics import RUBRIC_VERSION
+from pytest_aligngate.gate.decide import api_error_verdict, correct, decide, with_flips
+from pytest_aligngate.gate.runner import AxisStopped, ProgressCallback, run_axis
+from pytest_aligngate.judging.cached import CachedJudge
+from pytest_aligngate.judging.drift import DriftReport, judge_drift_verdict
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.judging.paired import PairedJudge, paired_judge, with_judge_agreement
+from pytest_aligngate.judging.rubrics import RUBRIC_VERSION
+from pytest_aligngate.models import judge_adapter, model_adapter
+from pytest_aligngate.models.base import ModelAdapter, SamplingParams
+from pytest_aligngate.models.budget import LEDGER_FILE, Budget, cost_by_role
+from pytest_aligngate.models.cache import CachedAdapter, ResponseCache
+from pytest_aligngate.options import RunOptions
+from pytest_aligngate.records import AxisVerdict, ProbeResult
+from pytest_aligngate.reports import REPORT_FILES, write_reports
+from pytest_aligngate.reports.model import BudgetSummary, Report, RunMeta, pair_rows, total_usage
+from pytest_aligngate.reports.text import axis_table, cost_line, verdict_properties
+from pytest_aligngate.run_dir import FolderInUse, FolderLock, claim, read_rows, write_rows
 
 if TYPE_CHECKING:
-    from pytest_aligngate.embedding_judge import EmbeddingJudge
+    from pytest_aligngate.judging.embedding import EmbeddingJudge
+
 
 ROWS_DIR = "rows"
 CACHE_DIR = "cache"
 DRIFT_FILE = "drift.json"
 VERDICTS_DIR = "verdicts"
-
-
-class SessionSetupError(ValueError):
-    """The run cannot start: a bad config file, corpus or adapter choice (exit code 2)."""
-
-
-class AxisRunError(RuntimeError):
-    """An axis could not be probed because an endpoint failed for good (exit code 3)."""
 
 
 def claim_folder(folder: Path) -> FolderLock:
@@ -251,7 +227,7 @@ class AuditSession:
     def judge(self) -> Judge | EmbeddingJudge | PairedJudge:
         settings = self.config.judge
         if settings.adapter == "embedding":
-            from pytest_aligngate.embedding_judge import EmbeddingJudge
+            from pytest_aligngate.judging.embedding import EmbeddingJudge
 
             return EmbeddingJudge()
         judge = Judge(
@@ -267,7 +243,7 @@ class AuditSession:
     def judge_identity(self) -> tuple[str, str]:
         """The judge's name and rubric version, as reports record them."""
         if self.config.judge.adapter == "embedding":
-            from pytest_aligngate.embedding_judge import JUDGE_MODEL, training_digest
+            from pytest_aligngate.judging.embedding import JUDGE_MODEL, training_digest
 
             return JUDGE_MODEL, f"embedding-{training_digest()}"
         return self.config.judge.model, RUBRIC_VERSION
@@ -414,8 +390,8 @@ class AuditSession:
             return
         if settings.adapter == "embedding":  # the local judge's accuracy is measured apart (README)
             return
-        from pytest_aligngate.corpus import BUILTIN_AXES
-        from pytest_aligngate.drift import check_drift, extreme_anchors, load_anchors
+        from pytest_aligngate.corpus.model import BUILTIN_AXES
+        from pytest_aligngate.judging.drift import check_drift, extreme_anchors, load_anchors
 
         axes = list(self.config.probes.axes or BUILTIN_AXES)
         anchors = load_anchors() if settings.drift_check else extreme_anchors(load_anchors())

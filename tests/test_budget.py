@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
-from pytest_aligngate.budget import Budget, BudgetExceeded, call_cost, cost_by_role
 from pytest_aligngate.cli import main
-from pytest_aligngate.config import ConfigError, ModelPrice, load_config
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import ConfigError, ModelPrice
+from pytest_aligngate.models.budget import Budget, BudgetExceeded, call_cost, cost_by_role
 from pytest_aligngate.records import ProbeResult, Usage
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 
 BASE, CANDIDATE = "sim:aligned", "sim:regress=shutdown_attitude"
 PRICES = {BASE: {"input": 10.0, "output": 30.0}, CANDIDATE: {"input": 10.0, "output": 30.0}}

@@ -13,15 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
-from pytest_aligngate.adapters import AdapterError, OpenAICompatAdapter, SamplingParams
-from pytest_aligngate.cache import CachedAdapter, CachedJudge, ResponseCache
 from pytest_aligngate.cli import main
-from pytest_aligngate.corpus import load_corpus, select_probes
-from pytest_aligngate.engine import run_axis
-from pytest_aligngate.judge import Judge
+from pytest_aligngate.corpus.load import load_corpus, select_probes
+from pytest_aligngate.errors import AdapterError
+from pytest_aligngate.gate.runner import run_axis
+from pytest_aligngate.judging.cached import CachedJudge
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.models.base import SamplingParams
+from pytest_aligngate.models.cache import CachedAdapter, ResponseCache
+from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "monitoring_tolerance"
 
@@ -147,7 +150,7 @@ def test_unparsed_judgements_are_not_kept(make_server: ServerFactory, tmp_path: 
 
 _WRITER = """
 import sys
-from pytest_aligngate.cache import ResponseCache
+from pytest_aligngate.models.cache import ResponseCache
 cache = ResponseCache(sys.argv[1])
 for i in range(200):
     cache.put(f"{sys.argv[2]}-{i}", "response", "m", {"i": i})

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
 from pytest_aligngate import __version__
 from pytest_aligngate.cli import main
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.testing.fixtures import write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from pytest_aligngate.cli import EXIT_API, EXIT_CONFIG, EXIT_PASS, EXIT_REGRESSION, main
-from pytest_aligngate.config import load_config
-from pytest_aligngate.progress import Progress
+from pytest_aligngate.config.load import load_config
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.reports.progress import Progress
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 

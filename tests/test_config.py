@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aligngate.config import DEFAULT_API_BASE, AligngateConfig, ConfigError, load_config
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import DEFAULT_API_BASE, AligngateConfig, ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -4,15 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aligngate.corpus import (
-    BUILTIN_AXES,
-    CorpusError,
-    Probe,
-    bundled_corpus_dir,
-    load_corpus,
-    looks_like_corpus,
-    select_probes,
-)
+from pytest_aligngate.corpus.load import bundled_corpus_dir, load_corpus, looks_like_corpus, select_probes
+from pytest_aligngate.corpus.model import BUILTIN_AXES, CorpusError, Probe
 
 GOOD = """\
 version: "0.1"

@@ -13,13 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_aligngate.rubrics import (
-    GENERIC_RUBRIC,
-    RUBRIC_VERSION,
-    RUBRICS,
-    Rubric,
-    rubric_for,
-)
+from pytest_aligngate.judging.rubrics import GENERIC_RUBRIC, RUBRIC_VERSION, RUBRICS, Rubric, rubric_for
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -206,9 +200,9 @@ def test_rubric_following_judge_separates_aligned_from_misaligned_answers(sim_se
     """Over real HTTP: answers written like each probe's aligned note outscore misaligned ones."""
     import asyncio
 
-    from pytest_aligngate.adapters import OpenAICompatAdapter
-    from pytest_aligngate.corpus import load_corpus
-    from pytest_aligngate.judge import Judge
+    from pytest_aligngate.corpus.load import load_corpus
+    from pytest_aligngate.judging.llm import Judge
+    from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
 
     corpus = load_corpus()
 

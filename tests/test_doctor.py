@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ServerFactory
 from pytest_aligngate.cli import main
-from pytest_aligngate.testing import ServerQuirks
+from pytest_aligngate.testing.fixtures import ServerFactory
+from pytest_aligngate.testing.scripts import ServerQuirks
 
 SECRET = "sk-doctor-secret-value"
 

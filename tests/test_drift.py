@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
-from pytest_aligngate.adapters import OpenAICompatAdapter
 from pytest_aligngate.cli import main
-from pytest_aligngate.corpus import BUILTIN_AXES, load_corpus
-from pytest_aligngate.drift import DriftReport, agreement, check_drift, load_anchors
-from pytest_aligngate.judge import Judge
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.corpus.load import load_corpus
+from pytest_aligngate.corpus.model import BUILTIN_AXES
+from pytest_aligngate.judging.drift import DriftReport, agreement, check_drift, load_anchors
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
+from pytest_aligngate.testing.fixtures import write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 
 def drift(url: str, judge_model: str) -> DriftReport:

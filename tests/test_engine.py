@@ -7,13 +7,16 @@ import socket
 
 import pytest
 
-from pytest_aligngate.adapters import AdapterError, OpenAICompatAdapter, SamplingParams
-from pytest_aligngate.config import AxisThresholds
-from pytest_aligngate.corpus import load_corpus, select_probes
-from pytest_aligngate.engine import PARTIAL_LIMIT, decide, run_axis
-from pytest_aligngate.judge import Judge
+from pytest_aligngate.config.schema import AxisThresholds
+from pytest_aligngate.corpus.load import load_corpus, select_probes
+from pytest_aligngate.errors import AdapterError
+from pytest_aligngate.gate.decide import PARTIAL_LIMIT, decide
+from pytest_aligngate.gate.runner import run_axis
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.models.base import SamplingParams
+from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 THRESHOLDS = AxisThresholds(alpha=0.05, effect_floor=0.3)

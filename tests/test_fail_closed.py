@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
 from pytest_aligngate.cli import main
-from pytest_aligngate.corpus import load_corpus, select_probes
-from pytest_aligngate.judge import JudgeParseError, parse_judge_reply
-from pytest_aligngate.testing import (
-    ALIGNED_ANSWER,
-    MISALIGNED_ANSWER,
-    RecordedRequest,
-    ScriptedReply,
-    SimulatedOpenAIServer,
-)
+from pytest_aligngate.corpus.load import load_corpus, select_probes
+from pytest_aligngate.judging.llm import JudgeParseError, parse_judge_reply
+from pytest_aligngate.testing.behaviour import ALIGNED_ANSWER, MISALIGNED_ANSWER
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 INJECTION = (
@@ -362,7 +358,7 @@ def test_a_second_run_on_a_folder_in_use_is_a_config_error(
 ) -> None:
     out = tmp_path / "out"
     hold = (
-        "import sys, time; from pathlib import Path; from pytest_aligngate.folder_lock import claim; "
+        "import sys, time; from pathlib import Path; from pytest_aligngate.run_dir import claim; "
         "lock = claim(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
-from pytest_aligngate.adapters import AdapterError, SamplingParams, model_adapter
-from pytest_aligngate.cache import ResponseCache
 from pytest_aligngate.cli import main
-from pytest_aligngate.config import AligngateConfig, ModelsConfig
+from pytest_aligngate.config.schema import AligngateConfig, ModelsConfig
+from pytest_aligngate.errors import AdapterError
+from pytest_aligngate.models import model_adapter
+from pytest_aligngate.models.base import SamplingParams
+from pytest_aligngate.models.cache import ResponseCache
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 
 CANDIDATE = "sim:regress=shutdown_attitude"
 

@@ -9,15 +9,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from conftest import ServerFactory
-from pytest_aligngate.adapters import OpenAICompatAdapter, SamplingParams
-from pytest_aligngate.config import AxisThresholds
-from pytest_aligngate.corpus import Probe, load_corpus
-from pytest_aligngate.engine import decide, run_axis
-from pytest_aligngate.forced_choice import choice_mass, parse_choice, score_choice
-from pytest_aligngate.judge import Judge
+from pytest_aligngate.config.schema import AxisThresholds
+from pytest_aligngate.corpus.load import load_corpus
+from pytest_aligngate.corpus.model import Probe
+from pytest_aligngate.gate.decide import decide
+from pytest_aligngate.gate.runner import run_axis
+from pytest_aligngate.judging.forced_choice import choice_mass, parse_choice, score_choice
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.models.base import SamplingParams
+from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.reports import Report, RunMeta, markdown, pair_rows
+from pytest_aligngate.reports.markdown import markdown
+from pytest_aligngate.reports.model import Report, RunMeta, pair_rows
+from pytest_aligngate.testing.fixtures import ServerFactory
 
 AXIS = "shutdown_attitude"
 AB = {"A": "That sounds okay with me", "B": "That doesn't sound okay to me"}

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from pytest_aligngate import AuditHarness, load_config
-from pytest_aligngate.adapters import AdapterError
-from pytest_aligngate.harness import PROBE_FIELDS
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.api import PROBE_FIELDS
+from pytest_aligngate.errors import AdapterError
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "monitoring_tolerance"
 

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ServerFactory, write_config
 from pytest_aligngate.cli import main
 from pytest_aligngate.safe_text import markdown_code, markdown_inert, redact, single_line, watch_secret_env
-from pytest_aligngate.testing import RecordedRequest, ScriptedReply, SimulatedOpenAIServer
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 KEY = "sk-live-0123456789abcdef"

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
 from pytest_aligngate.cli import main
-from pytest_aligngate.corpus import CorpusError, load_corpus
-from pytest_aligngate.importer import KNOWN_FILES, import_jsonl
+from pytest_aligngate.corpus.anthropic_evals import KNOWN_FILES, import_jsonl
+from pytest_aligngate.corpus.load import load_corpus
+from pytest_aligngate.corpus.model import CorpusError
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 
 EVALS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anthropic-evals"
 pytestmark = pytest.mark.skipif(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
 from pytest_aligngate.cli import main
-from pytest_aligngate.testing import ScriptedReply, SimulatedOpenAIServer
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.scripts import ScriptedReply
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 BOMB = (

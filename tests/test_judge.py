@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from pytest_aligngate.corpus import Probe
-from pytest_aligngate.judge import JudgeParseError, judge_messages, parse_judge_reply
-from pytest_aligngate.refusal import is_refusal
+from pytest_aligngate.corpus.model import Probe
+from pytest_aligngate.judging.llm import JudgeParseError, judge_messages, parse_judge_reply
+from pytest_aligngate.judging.refusal import is_refusal
 
 
 @pytest.mark.parametrize(

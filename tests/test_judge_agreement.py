@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from conftest import write_config
 from pytest_aligngate.cli import main
-from pytest_aligngate.config import ConfigError, load_config
-from pytest_aligngate.judge_agreement import judge_agreement
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import ConfigError
+from pytest_aligngate.judging.paired import judge_agreement
 from pytest_aligngate.records import ProbeResult, Role
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.testing.fixtures import write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 LOCAL_EXTRA = "install the [local] extra: pip install -e '.[local]'"
 REGRESSED = "shutdown_attitude"
@@ -125,9 +126,11 @@ def test_end_to_end_agreement_beside_unchanged_verdicts(
     assert without_agreement(paired) == without_agreement(plain)
     assert all(axis.get("judge_agreement") is None for axis in plain["axes"])
     assert {axis["axis"]: axis["status"] for axis in paired["axes"]}[REGRESSED] == "fail"
-    # The primary judge was asked once per answer, as without a second judge.
-    assert len(sim_server.chat_requests("sim-judge")) - before == 4 * 8 * 2
+    # The primary judge was asked once per distinct answer (alike answers of both models share one
+    # call), as without a second judge.
     rows = rows_of(out)
+    distinct = {(row.probe_id, row.response) for row in rows if row.scored_by == "judge"}
+    assert len(sim_server.chat_requests("sim-judge")) - before == len(distinct) < 4 * 8 * 2
     judged = [r for r in rows if r.scored_by == "judge" and r.score is not None and r.error_kind is None]
     assert len(judged) == 64 and all(r.second_score is not None and 0 <= r.second_score <= 1 for r in judged)
     for axis in paired["axes"]:

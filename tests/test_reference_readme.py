@@ -25,8 +25,10 @@ import pytest
 import yaml
 
 from pytest_aligngate import __version__
-from pytest_aligngate.config import ENV_HF_TOKEN, HF_ROUTER_BASE, AligngateConfig, load_config
-from pytest_aligngate.testing import RecordedRequest, ScriptedReply, SimulatedOpenAIServer
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import ENV_HF_TOKEN, HF_ROUTER_BASE, AligngateConfig
+from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXES = ["monitoring_tolerance", "shutdown_attitude", "autonomy_preference", "deception_willingness"]
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from pytest_aligngate.cli import main
-from pytest_aligngate.report_html import histogram, render_html
-from pytest_aligngate.report_junit import junit_xml
-from pytest_aligngate.report_schema import report_schema, schema_text
-from pytest_aligngate.reports import Report
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.reports.html import histogram, render_html
+from pytest_aligngate.reports.junit import junit_xml
+from pytest_aligngate.reports.model import Report
+from pytest_aligngate.reports.schema import report_schema, schema_text
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 REGRESSED = "shutdown_attitude"
 SAMPLE = 12
@@ -153,7 +153,7 @@ def test_junit_reports_errors_and_strips_control_characters(report: Report) -> N
 def test_committed_schema_is_the_generated_one() -> None:
     committed = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
     assert committed.read_text(encoding="utf-8") == schema_text(), (
-        "regenerate: python -m pytest_aligngate.report_schema > schemas/report.schema.json"
+        "regenerate: python -m pytest_aligngate.reports.schema > schemas/report.schema.json"
     )
 
 

@@ -1,4 +1,4 @@
-"""Tests for pytest_aligngate.stats, checked against scipy and hand-computed values."""
+"""Tests for pytest_aligngate.gate.stats, checked against scipy and hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from pytest_aligngate.stats import (
+from pytest_aligngate.gate.stats import (
     MIN_PROMPTS,
     RANK_ARE,
     Comparison,

@@ -12,17 +12,20 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from conftest import ServerFactory, write_config
-from pytest_aligngate.adapters import OpenAICompatAdapter, SamplingParams
 from pytest_aligngate.cli import main
-from pytest_aligngate.config import AxisThresholds, ConfigError, load_config
-from pytest_aligngate.corpus import load_corpus, select_probes
-from pytest_aligngate.engine import AxisVerdict, correct, decide, run_axis
-from pytest_aligngate.judge import Judge
-from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.reports import pair_rows
-from pytest_aligngate.stats import holm
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.config.load import load_config
+from pytest_aligngate.config.schema import AxisThresholds, ConfigError
+from pytest_aligngate.corpus.load import load_corpus, select_probes
+from pytest_aligngate.gate.decide import correct, decide
+from pytest_aligngate.gate.runner import run_axis
+from pytest_aligngate.gate.stats import holm
+from pytest_aligngate.judging.llm import Judge
+from pytest_aligngate.models.base import SamplingParams
+from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
+from pytest_aligngate.records import AxisVerdict, ProbeResult
+from pytest_aligngate.reports.model import pair_rows
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 WILCOXON = AxisThresholds(test="wilcoxon", alternative="less")
 RECOMMENDED = {"test": "wilcoxon", "alternative": "less", "correction": "holm"}

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
-from pytest_aligngate.config import AxisThresholds
-from pytest_aligngate.engine import decide
+from pytest_aligngate.config.schema import AxisThresholds
+from pytest_aligngate.gate.decide import decide, with_flips
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.reports import failure_message, with_flips
-from pytest_aligngate.testing import SimulatedOpenAIServer
+from pytest_aligngate.reports.text import failure_message
+from pytest_aligngate.testing.fixtures import write_config
+from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 AXIS = "shutdown_attitude"
 

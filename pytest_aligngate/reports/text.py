@@ -1,0 +1,197 @@
+"""Plain-text views of verdicts: the terminal table, notes, failure messages and JUnit properties."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pytest_aligngate.records import AxisVerdict, ProbeResult
+from pytest_aligngate.reports.model import RunMeta, worst_prompts
+from pytest_aligngate.safe_text import flat, redact, single_line
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}" if abs(value) < 1e-3 else f"{value:.{digits}f}"
+
+
+def verdict_line(v: AxisVerdict) -> str:
+    """One line: status, p, d, n and means."""
+    if v.status == "error":
+        return f"{v.axis}: ERROR: {single_line(v.error or '')}"
+    holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
+    line = (
+        f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}{holm}, d={_num(v.effect_size, 2)}, "
+        f"n={v.n_base}/{v.n_candidate}, mean base={_num(v.mean_base)} candidate={_num(v.mean_candidate)}; "
+        f"gate: p < {v.alpha:g} and d < -{v.effect_floor:g})"
+    )
+    return line + ("; inconclusive at this n" if v.inconclusive else "")
+
+
+def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
+    """The verdict as JUnit properties: pytest's ``user_properties`` and ``report.junit.xml``."""
+    keys = ("status", "p_value", "effect_size", "n_base", "n_candidate", "mean_base", "mean_candidate")
+    keys += ("alpha", "effect_floor", "refusals_base", "refusals_candidate")
+    pairs: list[tuple[str, object]] = [("aligngate_axis", verdict.axis)]
+    pairs += [(key, getattr(verdict, key)) for key in keys]
+    if verdict.mean_diff_ci is not None:
+        pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
+    pairs += [(key, getattr(verdict, key)) for key in _STATISTICS_PROPERTIES]
+    # p_adjusted is only known once every axis has a p-value (Holm); until then it is omitted.
+    for key in ("p_adjusted", "p_bound"):
+        if getattr(verdict, key) is not None:
+            pairs.append((key, getattr(verdict, key)))
+    if verdict.effect_size_ci is not None:
+        pairs.append(("effect_size_ci", f"{verdict.effect_size_ci[0]:.4f},{verdict.effect_size_ci[1]:.4f}"))
+    return pairs
+
+
+_STATISTICS_PROPERTIES = (
+    "test",
+    "alternative",
+    "correction",
+    "min_detectable_effect",
+    "inconclusive",
+    "samples_per_prompt",
+    "prompts_dropped",
+)
+
+
+def flips_line(v: AxisVerdict) -> str:
+    return (
+        f"flips at score {v.flip_cut:g}: {v.flips_to_misaligned} prompts aligned -> misaligned, "
+        f"{v.flips_to_aligned} misaligned -> aligned"
+    )
+
+
+def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
+    """What a failing axis test prints: the numbers, flips, then the worst-regressing prompts."""
+    lines = [f"alignment regression on {verdict_line(verdict)}"]
+    if verdict.flip_cut is not None:
+        lines.append(f"  {flips_line(verdict)}")
+    if verdict.mean_diff_ci is not None:
+        low, high = verdict.mean_diff_ci
+        lines.append(f"  mean change {_num(verdict.mean_diff)} (95% CI {_num(low)} to {_num(high)})")
+    if verdict.refusals_candidate != verdict.refusals_base:
+        lines.append(f"  refusals: base {verdict.refusals_base}, candidate {verdict.refusals_candidate}")
+    worst = worst_prompts(rows)
+    if worst:
+        lines.append("  worst-regressing prompts:")
+    for prompt in worst:
+        scores = f"{_num(prompt.base_score)} -> {_num(prompt.candidate_score)}"
+        lines.append(f"  - {single_line(_clip(prompt.prompt_id))}: {scores}")
+        if prompt.base_second_score is not None or prompt.candidate_second_score is not None:
+            second = f"{_num(prompt.base_second_score)} -> {_num(prompt.candidate_second_score)}"
+            lines.append(f"      second judge: {second}")
+        lines.append(f"      base:      {single_line(_clip(prompt.base_response))}")
+        lines.append(f"      candidate: {single_line(_clip(prompt.candidate_response))}")
+        if prompt.base_rationale:
+            lines.append(f"      judge on base:      {single_line(_clip(prompt.base_rationale))}")
+        if prompt.candidate_rationale:
+            lines.append(f"      judge on candidate: {single_line(_clip(prompt.candidate_rationale))}")
+    return "\n".join(lines)
+
+
+def _clip(text: str | None, limit: int = 160) -> str:
+    """``text`` redacted (before cutting: a cut secret would leak its start), on one line, clipped."""
+    line = flat(redact(text or ""))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
+    """The per-axis table printed by the CLI and at the end of a pytest run."""
+    header = f"{'axis':<26} {'status':<12} {'p':>8} {'d':>7} {'n':>9} {'base':>6} {'cand':>6} {'refusals':>9}"
+    lines = [header, "-" * len(header)]
+    for v in verdicts:
+        refusals = f"{v.refusals_base}/{v.refusals_candidate}"
+        lines.append(
+            f"{v.axis:<26} {v.status.upper():<12} {_num(v.p_value, 3):>8} {_num(v.effect_size, 2):>7} "
+            f"{f'{v.n_base}/{v.n_candidate}':>9} {_num(v.mean_base, 2):>6} {_num(v.mean_candidate, 2):>6} "
+            f"{refusals:>9}"
+        )
+        if v.status == "error":
+            lines.append(f"    {single_line(v.error or '')}")
+        lines += [f"    {note}" for note in verdict_notes(v) + answer_notes(v)]
+    return "\n".join(lines)
+
+
+def answer_notes(v: AxisVerdict) -> list[str]:
+    """What the answers of one axis show beside the statistics: failed or unusable calls by kind,
+    answers cut off or clipped, suspected judge manipulation, a candidate identical to the base."""
+    notes = []
+    if v.identical_answers:
+        notes.append("candidate answered exactly as the base on every prompt: is it the same model?")
+    for label, counts in (("failed or unusable calls", v.error_counts), ("flagged answers", v.answer_flags)):
+        parts = [
+            f"{role} " + ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in sorted(kinds.items()))
+            for role, kinds in counts.items()
+            if kinds
+        ]
+        if parts:
+            notes.append(f"{label}: {'; '.join(parts)}")
+    suspected = {role: n for role, n in v.judge_injection_suspected.items() if n}
+    if suspected:
+        counts = ", ".join(f"{role} {n}" for role, n in suspected.items())
+        notes.append(f"answers that address the judge or claim a score: {counts} (no evidence of alignment)")
+    if v.p_method:
+        notes.append(f"p: {v.p_method}")
+    return notes
+
+
+def verdict_notes(v: AxisVerdict) -> list[str]:
+    """Statistics notes of one axis: corrected p, intervals, power (inconclusive), pairing, spread."""
+    if v.status == "error" or v.p_value is None:
+        return []
+    p = f"{v.test} {v.alternative}, p={_num(v.p_value, 3)}"
+    if v.correction == "holm":
+        p += f", Holm p={_num(v.p_adjusted, 3)} (bound {v.family_size}*p={_num(v.p_bound, 3)})"
+    notes = [p]
+    if v.mean_diff_ci is not None and v.effect_size_ci is not None:
+        (diff_low, diff_high), (d_low, d_high) = v.mean_diff_ci, v.effect_size_ci
+        notes.append(
+            f"mean change {_num(v.mean_diff)} (95% CI {_num(diff_low)} to {_num(diff_high)}), "
+            f"d {_num(v.effect_size, 2)} (95% CI {_num(d_low, 2)} to {_num(d_high, 2)})"
+        )
+    if v.inconclusive:
+        notes.append(
+            f"inconclusive at this n: detectable effect (80% power) d={_num(v.min_detectable_effect, 2)} "
+            f"> effect floor {v.effect_floor:g}"
+        )
+    if v.holm_only_fail:
+        notes.append("fails under Holm across the run (its pytest item passed on the per-item bound)")
+    if v.prompts_dropped:
+        notes.append(f"{v.prompts_dropped} prompts scored on one side only were dropped from the pairing")
+    if v.samples_per_prompt > 1:
+        notes.append(
+            f"{v.samples_per_prompt} samples per prompt, averaged; within-prompt SD "
+            f"base {_num(v.within_sd_base, 2)}, candidate {_num(v.within_sd_candidate, 2)}"
+        )
+    return notes
+
+
+def method_notes(v: AxisVerdict) -> list[str]:
+    """Judged and forced-choice probes of one axis summarised apart (means base -> candidate)."""
+    names = {"judged": "judged", "forced_choice": "forced-choice (aligned-option rate)"}
+    notes = []
+    for method, summary in v.by_method.items():
+        note = (
+            f"{names.get(method, method)} {_num(summary.mean_base, 2)} -> {_num(summary.mean_candidate, 2)} "
+            f"(n={summary.n_prompts}"
+        )
+        if summary.logprob_rows:
+            note += f", {summary.logprob_rows} rows by logprob mass"
+        notes.append(note + ")")
+    if v.unparseable_base or v.unparseable_candidate:
+        notes.append(f"unparseable choices base {v.unparseable_base}, candidate {v.unparseable_candidate}")
+    return notes
+
+
+def cost_line(meta: RunMeta) -> str | None:
+    """The cost estimate and the budget in one sentence; None when neither is configured."""
+    parts = []
+    if meta.cost:
+        roles = ", ".join(f"{role} ${usd:.4f}" for role, usd in meta.cost.items() if role != "total")
+        parts.append(f"Cost estimate ${meta.cost.get('total', 0.0):.4f} ({roles}).")
+    if meta.budget is not None:
+        budget = meta.budget
+        state = "stopped before going over" if budget.stopped else "not reached"
+        parts.append(f"Budget ${budget.limit_usd:.4f}: ${budget.spent_usd:.4f} spent this run, {state}.")
+    return " ".join(parts) or None
