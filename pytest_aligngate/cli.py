@@ -1,7 +1,8 @@
 """The ``aligngate`` command: the same engine as the pytest plugin, with CI exit codes.
 
 Exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run or budget reached,
-5 judge changed.
+5 judge changed. One argparse parser for every command; each command's body is a short function
+that hands off to the session, the API or a module of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aligngate import __version__
+from pytest_aligngate.errors import EXIT_API, EXIT_CODES_HELP, EXIT_CONFIG, EXIT_PARTIAL, EXIT_PASS
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 if TYPE_CHECKING:
@@ -23,11 +25,6 @@ if TYPE_CHECKING:
     from pytest_aligngate.session import AuditSession
 
 
-EXIT_PASS, EXIT_REGRESSION, EXIT_CONFIG, EXIT_API, EXIT_PARTIAL = 0, 1, 2, 3, 4
-EXIT_CODES_HELP = (
-    "exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 partial run (or budget reached), "
-    "5 judge changed (drift check)"
-)
 
 
 REPORT_KINDS = {"json": "JSON", "md": "MD", "html": "HTML", "junit": "JUnit"}
@@ -308,14 +305,14 @@ def _cache(args: argparse.Namespace) -> int:
     from pytest_aligngate.config.load import load_config
     from pytest_aligngate.config.schema import ConfigError
     from pytest_aligngate.models.cache import ResponseCache
-    from pytest_aligngate.session import CACHE_DIR
+    from pytest_aligngate.run_dir import RunDir
 
     try:
         config = _options(args).apply(load_config(args.config))
     except ConfigError as exc:
         print(f"aligngate: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    folder = Path(config.cache.dir or Path(config.output.dir) / CACHE_DIR).expanduser().resolve()
+    folder = RunDir(Path(config.output.dir)).cache_dir(config.cache.dir).expanduser().resolve()
     cache = ResponseCache(folder)
     if args.action == "clear":
         print(f"removed {cache.clear()} entries from {cache.path}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pytest_aligngate.config.load import load_config
 from pytest_aligngate.config.schema import ROLES, AligngateConfig, ConfigError, RoleName
-from pytest_aligngate.errors import AdapterError, AdapterUnavailable
+from pytest_aligngate.errors import EXIT_API, EXIT_CONFIG, EXIT_PASS, AdapterError, AdapterUnavailable
 from pytest_aligngate.judging.reasoning import answer_text
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.options import RunOptions
@@ -22,7 +22,6 @@ from pytest_aligngate.safe_text import single_line
 PING = [{"role": "user", "content": "Reply with the single word OK."}]
 PING_PARAMS = SamplingParams(temperature=0.0, max_tokens=16)
 PING_RETRIES = 1
-EXIT_OK, EXIT_CONFIG, EXIT_API = 0, 2, 3
 
 
 @dataclass(frozen=True)
@@ -129,4 +128,4 @@ def run_doctor(options: RunOptions) -> int:
         print(f"\nFAIL: {', '.join(failed)} did not answer")
         return EXIT_API
     print("\nOK: every role answered")
-    return EXIT_OK
+    return EXIT_PASS

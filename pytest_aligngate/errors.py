@@ -47,21 +47,29 @@ class AdapterUnavailable(ValueError):
     """The configured adapter is not built yet or needs an extra that is not installed."""
 
 
+EXIT_PASS, EXIT_REGRESSION, EXIT_CONFIG, EXIT_API, EXIT_PARTIAL, EXIT_JUDGE = 0, 1, 2, 3, 4, 5
+EXIT_CODES_HELP = (
+    "exit codes: 0 pass, 1 regression, 2 config error, 3 API error, 4 the run did not complete (partial "
+    "run, too few prompts, budget reached, internal error), 5 the judge disagrees with the anchors"
+)
+
+
 def exit_code(verdicts: Sequence[AxisVerdict]) -> int:
-    """0 pass, 1 regression, 3 API error, 4 partial run, 5 judge drift (config error, 2, comes earlier)."""
+    """The run's exit code from its verdicts (a config error, 2, comes before any verdict)."""
     if any(v.error_cause == "api" for v in verdicts):
-        return 3
+        return EXIT_API
     if any(v.status == "error" and v.error_cause not in ("api", "judge_drift") for v in verdicts):
-        return 4
+        return EXIT_PARTIAL
     if any(v.error_cause == "judge_drift" for v in verdicts):
-        return 5
+        return EXIT_JUDGE
     if any(v.status == "fail" for v in verdicts):
-        return 1
-    return 0
+        return EXIT_REGRESSION
+    return EXIT_PASS
 
 
 def overall_status(verdicts: Sequence[AxisVerdict]) -> str:
-    return {0: "pass", 1: "fail", 3: "error", 4: "partial", 5: "judge changed"}[exit_code(verdicts)]
+    names = {EXIT_PASS: "pass", EXIT_REGRESSION: "fail", EXIT_API: "error", EXIT_PARTIAL: "partial"}
+    return names.get(exit_code(verdicts), "judge changed")
 
 
 class SessionSetupError(ValueError):

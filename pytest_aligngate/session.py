@@ -1,13 +1,14 @@
 """One audit run, shared by both fronts: settings, corpus plan, probing, verdicts and reports.
 
 The pytest plugin calls it per axis item (possibly in several xdist workers, which agree on the
-run id and output folder); ``aligngate check`` calls it for every axis at once."""
+run id and output folder); ``aligngate check`` calls it for every axis at once. It is the one
+object both fronts drive, so it is longer than most modules; each of its parts delegates: the plan
+to ``corpus``, adapters to ``models``, probing and decisions to ``gate``, files to ``run_dir`` and
+the report to ``reports``."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -36,23 +37,19 @@ from pytest_aligngate.judging.paired import PairedJudge, paired_judge, with_judg
 from pytest_aligngate.judging.rubrics import RUBRIC_VERSION
 from pytest_aligngate.models import judge_adapter, model_adapter
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
-from pytest_aligngate.models.budget import LEDGER_FILE, Budget, cost_by_role
+from pytest_aligngate.models.budget import Budget, cost_by_role
 from pytest_aligngate.models.cache import CachedAdapter, ResponseCache
 from pytest_aligngate.options import RunOptions
 from pytest_aligngate.records import AxisVerdict, ProbeResult
 from pytest_aligngate.reports import REPORT_FILES, write_reports
 from pytest_aligngate.reports.model import BudgetSummary, Report, RunMeta, pair_rows, total_usage
 from pytest_aligngate.reports.text import axis_table, cost_line, verdict_properties
-from pytest_aligngate.run_dir import FolderInUse, FolderLock, claim, read_rows, write_rows
+from pytest_aligngate.run_dir import FolderInUse, FolderLock, RunDir, claim, write_rows
 
 if TYPE_CHECKING:
     from pytest_aligngate.judging.embedding import EmbeddingJudge
 
 
-ROWS_DIR = "rows"
-CACHE_DIR = "cache"
-DRIFT_FILE = "drift.json"
-VERDICTS_DIR = "verdicts"
 
 
 def claim_folder(folder: Path) -> FolderLock:
@@ -87,6 +84,7 @@ class AuditSession:
         self._budget: Budget | None = None
         self._drift: DriftReport | None = None
         self._output_lock: FolderLock | None = None
+        self.run_dir = RunDir(output_dir)
         self._models_checked = False
 
     @classmethod
@@ -136,7 +134,7 @@ class AuditSession:
             SessionSetupError: an adapter cannot be built or the corpus folder is missing.
         """
         session = cls(config, base, candidate, run_id or uuid.uuid4().hex[:12], output_dir)
-        cache_dir = Path(config.cache.dir) if config.cache.dir else output_dir / CACHE_DIR
+        cache_dir = RunDir(output_dir).cache_dir(config.cache.dir)
         for key, folder in (("output.dir", output_dir), ("cache.dir", cache_dir)):
             if folder.exists() and not folder.is_dir():
                 raise SessionSetupError(f"{key}: {folder} is a file, not a folder")
@@ -201,7 +199,7 @@ class AuditSession:
         if settings.mode == "off":
             return None
         if self._cache is None:
-            folder = Path(settings.dir) if settings.dir else self.output_dir / CACHE_DIR
+            folder = self.run_dir.cache_dir(settings.dir)
             self._cache = ResponseCache(folder, settings.mode)
         return self._cache
 
@@ -290,7 +288,7 @@ class AuditSession:
         except AdapterError as exc:
             self._record_api_error(axis, exc, len(probes))
             raise AxisRunError(str(exc)) from None
-        write_rows(self._rows_path(axis), rows)
+        write_rows(self.run_dir.rows_path(axis), rows)
         return rows
 
     async def probe_all(
@@ -320,17 +318,14 @@ class AuditSession:
             if isinstance(rows, AdapterError):
                 self._record_api_error(axis, rows, len(plan[axis]))
             else:
-                write_rows(self._rows_path(axis), rows)
+                write_rows(self.run_dir.rows_path(axis), rows)
                 self.decide(axis, rows, family_size=len(plan))
         return outcome
-
-    def _rows_path(self, axis: str) -> Path:
-        return self.output_dir / ROWS_DIR / f"{axis}.jsonl"
 
     def _record_api_error(self, axis: str, error: AdapterError, n_prompts: int) -> None:
         """Keep the rows answered before an endpoint error stopped the axis, and its error verdict."""
         rows = error.rows if isinstance(error, AxisStopped) else []
-        write_rows(self._rows_path(axis), rows)
+        write_rows(self.run_dir.rows_path(axis), rows)
         thresholds = self.config.thresholds.for_axis(axis)
         self._write_verdict(api_error_verdict(axis, thresholds, error, n_prompts, rows))
 
@@ -397,13 +392,13 @@ class AuditSession:
         anchors = load_anchors() if settings.drift_check else extreme_anchors(load_anchors())
         gate_judge = judge.primary if isinstance(judge, PairedJudge) else judge  # the anchors measure it only
         self._drift = await check_drift(gate_judge, axes, settings.drift_tolerance, anchors)
-        path = self.output_dir / DRIFT_FILE
+        path = self.run_dir.drift_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self._drift.model_dump_json(indent=2), encoding="utf-8")
 
     def drift_report(self) -> DriftReport | None:
         """This run's judge drift check: this process's, else the one another process wrote."""
-        path = self.output_dir / DRIFT_FILE
+        path = self.run_dir.drift_path
         checked = self.config.judge.drift_check or self.config.judge.anchor_check
         if self._drift is None and checked and path.is_file():
             self._drift = DriftReport.model_validate_json(path.read_text(encoding="utf-8"))
@@ -424,33 +419,14 @@ class AuditSession:
             SessionSetupError: another run (another process) is using the folder.
         """
         self._output_lock = claim_folder(self.output_dir)
-        for name in (ROWS_DIR, VERDICTS_DIR):
-            shutil.rmtree(self.output_dir / name, ignore_errors=True)
-        (self.output_dir / DRIFT_FILE).unlink(missing_ok=True)
-        for suffix in ("", "-wal", "-shm"):  # the budget ledger and its WAL files
-            (self.output_dir / f"{LEDGER_FILE}{suffix}").unlink(missing_ok=True)
+        self.run_dir.clear()
 
     def _write_verdict(self, verdict: AxisVerdict) -> None:
-        path = self.output_dir / VERDICTS_DIR / f"{verdict.axis}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        corpus = [str(p) for p in self._corpus_files]
-        payload = {"run_id": self.run_id, "verdict": verdict.model_dump(mode="json"), "corpus_files": corpus}
-        path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        self.run_dir.write_verdict(self.run_id, verdict, self._corpus_files)
 
     def collect_results(self) -> tuple[list[AxisVerdict], list[ProbeResult], list[Path]]:
         """Verdicts and rows written by this run (by any process), in axis order."""
-        verdicts, rows, files = [], [], []
-        for path in sorted((self.output_dir / VERDICTS_DIR).glob("*.json")):
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            if payload.get("run_id") != self.run_id:
-                continue  # left by another run: never mixed into this one's report
-            verdict = AxisVerdict.model_validate(payload["verdict"])
-            verdicts.append(verdict)
-            files += [Path(p) for p in payload["corpus_files"] if Path(p) not in files]
-            rows_path = self._rows_path(verdict.axis)
-            if rows_path.is_file():
-                rows += read_rows(rows_path)
-        return verdicts, rows, files
+        return self.run_dir.results(self.run_id)
 
     def finish(self) -> Report | None:
         """Write the reports from everything this run produced, then give up the output folder."""

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_aligngate.cli import EXIT_API, EXIT_CONFIG, EXIT_PASS, EXIT_REGRESSION, main
+from pytest_aligngate.cli import main
 from pytest_aligngate.config.load import load_config
+from pytest_aligngate.errors import EXIT_API, EXIT_CONFIG, EXIT_PASS, EXIT_REGRESSION
 from pytest_aligngate.records import ProbeResult
 from pytest_aligngate.reports.progress import Progress
 from pytest_aligngate.testing.server import SimulatedOpenAIServer

@@ -1,4 +1,7 @@
-"""The ``aligngate.yaml`` configuration: pydantic models, defaults from the environment, loading."""
+"""The ``aligngate.yaml`` schema: pydantic models, per-role resolution, defaults from the environment.
+
+One model tree on purpose: each validator stays beside the field it checks, and every error it
+raises is located (file, line, key) by the loader."""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 Base and candidate models answer the same probe prompts on an axis; a judge scores each
 response in 0..1 (1 = aligned). This module compares the two score vectors with a rank test
 from :mod:`scipy.stats`, measures the effect size (Cohen's d), bootstraps confidence
-intervals, and turns the result into a gate status.
+intervals, and turns the result into a gate status. It is one module on purpose (as
+pytest-benchmark's ``stats.py``): every formula a verdict rests on sits in one pure, numpy- and
+scipy-only place, tested against scipy and known values.
 
 Conventions and choices:
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pytest_aligngate.config.schema import ConfigError, ModelPrice
 from pytest_aligngate.records import ProbeResult, Usage
+from pytest_aligngate.run_dir import LEDGER_FILE
 
-LEDGER_FILE = "budget.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     run TEXT NOT NULL, model TEXT NOT NULL, reserved REAL NOT NULL, spent REAL

@@ -1,5 +1,9 @@
 """Models behind an OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, Ollama, LiteLLM,
-llama.cpp's server, Hugging Face, Azure), through the official SDK."""
+llama.cpp's server, Hugging Face, Azure), through the official SDK.
+
+Longer than most modules: one adapter class, its two provider variants and the defensive reading
+of replies they share (every field of a reply is untrusted), kept together so no other module needs
+to know a reply's shape."""
 
 from __future__ import annotations
 
