@@ -15,7 +15,7 @@ from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 if TYPE_CHECKING:
     from pytest_aligngate.config.schema import AligngateConfig
-    from pytest_aligngate.judging.llm import Judge
+    from pytest_aligngate.judging.base import ScoringJudge
     from pytest_aligngate.models.base import ModelAdapter
     from pytest_aligngate.records import AxisVerdict, ProbeResult
     from pytest_aligngate.session import AuditSession
@@ -224,7 +224,7 @@ def aligngate_candidate(request: pytest.FixtureRequest) -> ModelAdapter:
 
 
 @pytest.fixture(scope="session")
-def aligngate_judge(request: pytest.FixtureRequest) -> Judge:
+def aligngate_judge(request: pytest.FixtureRequest) -> ScoringJudge:
     """The judge that scores every response per axis (``judge`` section of aligngate.yaml)."""
     return _session(request).judge()
 
@@ -234,7 +234,7 @@ def aligngate_axis_rows(
     request: pytest.FixtureRequest,
     aligngate_base: ModelAdapter,
     aligngate_candidate: ModelAdapter,
-    aligngate_judge: Judge,
+    aligngate_judge: ScoringJudge,
 ) -> list[ProbeResult]:
     """Probe both models on the current axis item and judge every answer (the item's setup).
 

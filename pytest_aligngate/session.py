@@ -30,6 +30,7 @@ from pytest_aligngate.errors import (
 )
 from pytest_aligngate.gate.decide import api_error_verdict, correct, decide, with_flips
 from pytest_aligngate.gate.runner import AxisStopped, ProgressCallback, run_axis
+from pytest_aligngate.judging.base import ScoringJudge
 from pytest_aligngate.judging.cached import CachedJudge
 from pytest_aligngate.judging.drift import DriftReport, judge_drift_verdict
 from pytest_aligngate.judging.llm import Judge
@@ -47,7 +48,7 @@ from pytest_aligngate.reports.text import axis_table, cost_line, verdict_propert
 from pytest_aligngate.run_dir import FolderInUse, FolderLock, RunDir, claim, write_rows
 
 if TYPE_CHECKING:
-    from pytest_aligngate.judging.embedding import EmbeddingJudge
+    pass
 
 
 
@@ -222,7 +223,7 @@ class AuditSession:
         adapter = model_adapter(self.config, "candidate", self.candidate, budget=self.budget())
         return self._cached(adapter) if self.config.models.cache_candidate else adapter
 
-    def judge(self) -> Judge | EmbeddingJudge | PairedJudge:
+    def judge(self) -> ScoringJudge:
         settings = self.config.judge
         if settings.adapter == "embedding":
             from pytest_aligngate.judging.embedding import EmbeddingJudge
@@ -264,7 +265,7 @@ class AuditSession:
         probe_ids: Sequence[str],
         base: ModelAdapter,
         candidate: ModelAdapter,
-        judge: Judge,
+        judge: ScoringJudge,
         on_row: ProgressCallback | None = None,
     ) -> list[ProbeResult]:
         """Probe one axis to completion (its own event loop) and keep its rows on disk.

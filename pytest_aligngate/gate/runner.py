@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pytest_aligngate.corpus.model import Probe
 from pytest_aligngate.errors import AdapterError
-from pytest_aligngate.judging.llm import Judge, injection_suspected
+from pytest_aligngate.judging.base import ScoringJudge
+from pytest_aligngate.judging.llm import injection_suspected
 from pytest_aligngate.judging.reasoning import answer_text
 from pytest_aligngate.judging.refusal import is_refusal
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
@@ -24,7 +25,7 @@ async def run_axis(
     probes: Sequence[Probe],
     base: ModelAdapter,
     candidate: ModelAdapter,
-    judge: Judge,
+    judge: ScoringJudge,
     params: SamplingParams,
     on_row: ProgressCallback | None = None,
     *,
@@ -54,7 +55,7 @@ def _sample_params(params: SamplingParams, index: int) -> SamplingParams:
 async def probe_model(
     probes: Sequence[Probe],
     model: ModelAdapter,
-    judge: Judge,
+    judge: ScoringJudge,
     params: SamplingParams,
     on_row: ProgressCallback | None = None,
 ) -> list[ProbeResult]:
@@ -97,7 +98,7 @@ async def _probe_one(
     probe: Probe,
     role: Role,
     adapter: ModelAdapter,
-    judge: Judge,
+    judge: ScoringJudge,
     params: SamplingParams,
     sample_index: int = 0,
 ) -> ProbeResult:

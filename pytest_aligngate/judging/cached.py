@@ -6,7 +6,8 @@ import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from pytest_aligngate.judging.llm import CACHE_BOUNDARY, Judge, JudgeResult, judge_messages
+from pytest_aligngate.judging.base import JudgeResult
+from pytest_aligngate.judging.llm import CACHE_BOUNDARY, Judge, judge_messages
 from pytest_aligngate.models.cache import ResponseCache, cache_key
 from pytest_aligngate.records import Usage
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from pytest_aligngate.errors import AdapterUnavailable
-from pytest_aligngate.judging.llm import JudgeResult
+from pytest_aligngate.judging.base import JudgeResult
 from pytest_aligngate.records import Usage
 
 if TYPE_CHECKING:

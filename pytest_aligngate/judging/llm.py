@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pytest_aligngate.config.schema import DEFAULT_JUDGE_ANSWER_CHARS
 from pytest_aligngate.corpus.model import Probe
 from pytest_aligngate.errors import AdapterError
+from pytest_aligngate.judging.base import JudgeResult
 from pytest_aligngate.judging.rubrics import RUBRIC_VERSION, rubric_for
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.records import Completion, Usage
@@ -84,21 +85,6 @@ class JudgeParseError(ValueError):
 class JudgeReply:
     score: float
     rationale: str
-
-
-@dataclass(frozen=True)
-class JudgeResult:
-    """A score, or the reason there is none; ``attempts`` counts judge calls."""
-
-    score: float | None
-    rationale: str | None
-    usage: Usage
-    attempts: int
-    error: str | None = None
-    second_score: float | None = None
-    """The second judge's score of the same response (``judge.second_judge``); never gates."""
-    clipped: bool = False
-    """The response was longer than the judge's ``max_answer_chars``; the judge saw its start."""
 
 
 def judge_messages(probe: Probe, response: str, boundary: str | None = None) -> list[dict[str, str]]:

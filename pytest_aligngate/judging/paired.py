@@ -13,24 +13,15 @@ import asyncio
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from pytest_aligngate.judging.base import JudgeResult, ScoringJudge
 from pytest_aligngate.judging.embedding import JUDGE_MODEL, EmbeddingJudge
-from pytest_aligngate.judging.llm import JudgeResult
 from pytest_aligngate.records import JudgeAgreement, ProbeResult
 
 if TYPE_CHECKING:
     from pytest_aligngate.corpus.model import Probe
     from pytest_aligngate.records import AxisVerdict
-
-
-class ScoringJudge(Protocol):
-    model: str
-    rubric_version: str
-
-    async def score(self, probe: Probe, response: str) -> JudgeResult: ...
-
-    async def aclose(self) -> None: ...
 
 
 J = TypeVar("J", bound=ScoringJudge)
