@@ -92,7 +92,7 @@ def test_environment_fills_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ALIGNGATE_API_BASE", "http://127.0.0.1:9999/v1")
     config = AligngateConfig()
     assert config.model_base_url() == "http://127.0.0.1:9999/v1"
-    assert config.judge_base_url() == "http://127.0.0.1:9999/v1"
+    assert config.role_settings("judge").base_url == "http://127.0.0.1:9999/v1"
 
 
 def test_huggingface_adapter_is_accepted_by_the_schema(tmp_path: Path) -> None:

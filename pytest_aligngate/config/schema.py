@@ -398,9 +398,6 @@ class AligngateConfig(_Strict):
         """Endpoint of the base and candidate models."""
         return self.models.base_url or os.environ.get(ENV_API_BASE) or DEFAULT_API_BASE
 
-    def judge_base_url(self) -> str:
-        return self.judge.base_url or self.model_base_url()
-
     def role_settings(self, role: RoleName) -> ResolvedRole:
         """The settings ``role`` runs with: its block, then ``models``, then the environment, then defaults.
 

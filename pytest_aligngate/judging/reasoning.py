@@ -26,6 +26,3 @@ def answer_text(text: str) -> str:
         answer = answer[end + len(_CLOSE) :]
     return answer.strip()
 
-
-def has_reasoning(text: str) -> bool:
-    return "<think>" in text.lower() or _CLOSE in text.lower()

@@ -30,7 +30,6 @@ from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.records import Completion
 
 CacheMode = Literal["read_write", "read_only", "refresh", "off"]
-CACHE_MODES: tuple[str, ...] = ("read_write", "read_only", "refresh", "off")
 CACHE_FILE = "responses.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 _SCHEMA = """

@@ -65,11 +65,6 @@ NAMED_MODELS = {
 }
 
 
-def is_local_model(model: str) -> bool:
-    """True for the model ids this adapter serves whatever ``models.adapter`` says."""
-    return model.startswith(LOCAL_PREFIX) or model.endswith(".gguf")
-
-
 def resolve(model: str) -> LocalModel:
     """The file and steering behind a model id.
 

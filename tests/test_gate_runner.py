@@ -1,4 +1,4 @@
-"""The engine end to end over real HTTP: the openai SDK talking to the simulated server."""
+"""The runner end to end over real HTTP: the openai SDK talking to the simulated server."""
 
 from __future__ import annotations
 

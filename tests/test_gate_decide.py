@@ -1,4 +1,4 @@
-"""Issue 9's statistics options wired through config, engine, both fronts and the reports."""
+"""Deciding an axis (gate.decide) with the statistics options, through config, both fronts and the reports."""
 
 from __future__ import annotations
 
