@@ -24,7 +24,7 @@ from pytest_aligngate.models import model_adapter
 from pytest_aligngate.records import AxisVerdict, ProbeResult
 from pytest_aligngate.reports import report_paths
 from pytest_aligngate.reports.model import Report
-from pytest_aligngate.safe_text import redact, single_line
+from pytest_aligngate.safe_text import redact, spreadsheet_cell
 from pytest_aligngate.session import AuditSession
 
 PROBE_FIELDS = (
@@ -118,13 +118,14 @@ class ProbeRun:
         return redact("".join(lines))
 
     def to_csv(self) -> str:
-        """One row a prompt; text cells on one line (see :func:`~pytest_aligngate.safe_text.single_line`)."""
+        """One row a prompt; text cells on one line, never a spreadsheet formula
+        (:func:`~pytest_aligngate.safe_text.spreadsheet_cell`)."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=PROBE_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(
-            {key: single_line(value) if isinstance(value, str) else value for key, value in record.items()}
-            for record in self.records()
+            {key: spreadsheet_cell(value) if isinstance(value, str) else value for key, value in row.items()}
+            for row in self.records()
         )
         return buffer.getvalue()
 

@@ -111,3 +111,12 @@ def markdown_code(text: str) -> str:
     fence = "`" * (max((len(run) for run in re.findall("`+", inner)), default=0) + 1)
     pad = " " if inner.startswith("`") or inner.endswith("`") else ""
     return f"{fence}{pad}{inner}{pad}{fence}"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A single-line cell a spreadsheet shows as text: one that would start a formula gets a ``'``."""
+    line = single_line(text)
+    return "'" + line if line.startswith(_FORMULA_START) else line

