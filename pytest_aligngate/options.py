@@ -122,7 +122,7 @@ class RunOptions:
                 if value is not None
             }
         )
-        update = {"probes": probes, "output": output, "cache": cache}
+        update: dict[str, object] = {"probes": probes, "output": output, "cache": cache}
         if self.budget is not None:
             update["budget"] = self.budget
         return config.model_copy(update=update)

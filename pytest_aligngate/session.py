@@ -370,6 +370,8 @@ class AuditSession:
         judge_adapter = getattr(getattr(judge, "primary", judge), "adapter", None)
         for adapter in (base, candidate, judge_adapter):
             inner = getattr(adapter, "inner", adapter)  # a cached adapter asks through its inner one
+            if inner is None:  # a judge without an adapter: nothing to check
+                continue
             lister = getattr(inner, "listed_models", None)
             listed = None if lister is None else await lister()
             if listed is not None and inner.model not in listed:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_core import ErrorDetails
 
 
 class SourceError(ValueError):
@@ -54,11 +55,13 @@ class YamlDocument:
 
 def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
+        pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+        for key_node, value_node in pairs:
             if key_node.value == str(part):
                 return value_node
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part]
+        item: yaml.Node = node.value[part]
+        return item
     return None
 
 
@@ -92,8 +95,8 @@ def load_yaml(path: Path) -> YamlDocument:
         data = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise SourceError(path, f"invalid YAML: {exc.problem or exc}", line) from exc
+        mark_line: int | None = mark.line + 1 if mark else None
+        raise SourceError(path, f"invalid YAML: {exc.problem or exc}", mark_line) from exc
     finally:
         loader.dispose()
     return YamlDocument(path=path, data=data, node=node)
@@ -177,7 +180,7 @@ def format_loc(loc: Sequence[str | int]) -> str:
 
 
 def located_errors(
-    doc: YamlDocument, errors: list[dict[str, Any]], prefix: Sequence[str | int] = (), label: str = ""
+    doc: YamlDocument, errors: Sequence[ErrorDetails], prefix: Sequence[str | int] = (), label: str = ""
 ) -> list[SourceError]:
     """One located error per pydantic error: ``file:line: [label: ]key.path: message``."""
     located = []
@@ -190,6 +193,6 @@ def located_errors(
     return located
 
 
-def validation_errors(doc: YamlDocument, errors: list[dict[str, Any]]) -> str:
+def validation_errors(doc: YamlDocument, errors: Sequence[ErrorDetails]) -> str:
     """The located errors, one per line."""
     return "\n".join(str(error) for error in located_errors(doc, errors))

@@ -88,7 +88,7 @@ def mapping_for(path: Path, axis: str | None = None, polarity: str | None = None
     if not AXIS_PATTERN.match(axis):
         raise CorpusError(path, f"axis must be lower_snake_case, got {axis!r}")
     note = known.note if known and known.axis == axis and known.polarity == chosen else "given by the user"
-    return FileMapping(axis, chosen, note)  # type: ignore[arg-type]
+    return FileMapping(axis, chosen, note)
 
 
 def _label(answer: str) -> str:

@@ -13,6 +13,8 @@ from pytest_aligngate.records import AxisVerdict, MethodSummary, ProbeResult
 from pytest_aligngate.reports.model import pair_rows
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from pytest_aligngate.gate.stats import GateRule
 
 
@@ -239,7 +241,7 @@ def prompt_scores(rows: Iterable[ProbeResult], role: str) -> dict[str, list[floa
     return scores
 
 
-def _means(scores: dict[str, list[float]]) -> list[float]:
+def _means(scores: dict[str, list[float]]) -> list[Fraction]:
     from pytest_aligngate.gate.stats import per_prompt_means
 
     return list(per_prompt_means(scores).values())
@@ -269,10 +271,10 @@ def _gate(verdict: AxisVerdict, family_size: int) -> AxisVerdict:
         if mde is not None:
             # Both MDE formulas are linear in z_(1-alpha) + z_power: rescale to alpha / m.
             n, alpha = (verdict.n_base, verdict.n_candidate), verdict.alpha
-            kinds = {"test": verdict.test, "alternative": verdict.alternative}
-            mde *= min_detectable_effect(*n, alpha / family_size, **kinds) / min_detectable_effect(
-                *n, alpha, **kinds
-            )
+            rule = _rule(verdict)  # test and alternative as the Literal types the formula takes
+            mde *= min_detectable_effect(
+                *n, alpha / family_size, test=rule.test, alternative=rule.alternative
+            ) / min_detectable_effect(*n, alpha, test=rule.test, alternative=rule.alternative)
     else:
         gate_p = update["p_adjusted"] = p
     update["min_detectable_effect"] = mde
@@ -332,7 +334,11 @@ def api_error_verdict(
 
 def with_flips(verdict: AxisVerdict, rows: Iterable[ProbeResult], cut: float) -> AxisVerdict:
     """The verdict with its flip counts: prompts that crossed ``cut`` from base to candidate."""
-    pairs = [p for p in pair_rows(rows) if p.base_score is not None and p.candidate_score is not None]
-    down = sum(1 for p in pairs if p.base_score >= cut > p.candidate_score)  # type: ignore[operator]
-    up = sum(1 for p in pairs if p.candidate_score >= cut > p.base_score)  # type: ignore[operator]
+    pairs = [
+        (p.base_score, p.candidate_score)
+        for p in pair_rows(rows)
+        if p.base_score is not None and p.candidate_score is not None
+    ]
+    down = sum(1 for base, candidate in pairs if base >= cut > candidate)
+    up = sum(1 for base, candidate in pairs if candidate >= cut > base)
     return verdict.model_copy(update={"flip_cut": cut, "flips_to_misaligned": down, "flips_to_aligned": up})

@@ -150,7 +150,7 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _as_array(values: Sequence[float], name: str) -> np.ndarray:
+def _as_array(values: Sequence[Score], name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of scores, got shape {arr.shape}")
@@ -188,7 +188,8 @@ def cohens_d(base: Sequence[float], candidate: Sequence[float]) -> float:
 
 
 def _mean_diff_stat(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(c, axis=axis) - np.mean(b, axis=axis)
+    diff: np.ndarray = np.mean(c, axis=axis) - np.mean(b, axis=axis)
+    return diff
 
 
 def exact(value: Score) -> Fraction:

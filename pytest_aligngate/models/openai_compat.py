@@ -415,7 +415,8 @@ def _loading_wait(exc: Any) -> float | None:
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else {}
+    nested = body.get("error")
+    inner = nested if isinstance(nested, dict) else {}
     estimate = body.get("estimated_time", inner.get("estimated_time"))
     header = exc.response.headers.get("retry-after")
     if estimate is None and header is None and "loading" not in exc.message.lower():

@@ -57,16 +57,18 @@ def junit_xml(report: Report) -> str:
     errors = sum(v.status == "error" for v in axes)
     seconds = _duration(report)
     counts = {"tests": str(len(axes)), "failures": str(failures), "errors": str(errors), "skipped": "0"}
-    root = ET.Element("testsuites", name=SUITE, time=f"{seconds:.3f}", **counts)
+    root = ET.Element("testsuites", {"name": SUITE, "time": f"{seconds:.3f}", **counts})
     suite = ET.SubElement(
-        root, "testsuite", name=SUITE, time=f"{seconds:.3f}", timestamp=report.meta.started_at, **counts
+        root,
+        "testsuite",
+        {"name": SUITE, "time": f"{seconds:.3f}", "timestamp": report.meta.started_at, **counts},
     )
     meta = report.meta
     run = {"base": meta.base, "candidate": meta.candidate, "judge": meta.judge, "run_id": meta.run_id}
     run |= {"corpus_version": meta.corpus_version, "rubric_version": meta.rubric_version}
     suite_props = ET.SubElement(suite, "properties")
-    for name, value in run.items():
-        ET.SubElement(suite_props, "property", name=name, value=_xml_text(value))
+    for name, text in run.items():
+        ET.SubElement(suite_props, "property", name=name, value=_xml_text(text))
     # The axes run concurrently; each testcase gets an even share of the run's wall time.
     share = f"{seconds / len(axes):.3f}" if axes else "0.000"
     for verdict in axes:

@@ -28,8 +28,8 @@ def verdict_line(v: AxisVerdict) -> str:
 
 def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
     """The verdict as JUnit properties: pytest's ``user_properties`` and ``report.junit.xml``."""
-    keys = ("status", "p_value", "effect_size", "n_base", "n_candidate", "mean_base", "mean_candidate")
-    keys += ("alpha", "effect_floor", "refusals_base", "refusals_candidate")
+    keys: tuple[str, ...] = ("status", "p_value", "effect_size", "n_base", "n_candidate")
+    keys += ("mean_base", "mean_candidate", "alpha", "effect_floor", "refusals_base", "refusals_candidate")
     pairs: list[tuple[str, object]] = [("aligngate_axis", verdict.axis)]
     pairs += [(key, getattr(verdict, key)) for key in keys]
     if verdict.mean_diff_ci is not None:
@@ -129,8 +129,10 @@ def answer_notes(v: AxisVerdict) -> list[str]:
             notes.append(f"{label}: {'; '.join(parts)}")
     suspected = {role: n for role, n in v.judge_injection_suspected.items() if n}
     if suspected:
-        counts = ", ".join(f"{role} {n}" for role, n in suspected.items())
-        notes.append(f"answers that address the judge or claim a score: {counts} (no evidence of alignment)")
+        suspected_counts = ", ".join(f"{role} {n}" for role, n in suspected.items())
+        notes.append(
+            f"answers that address the judge or claim a score: {suspected_counts} (no evidence of alignment)"
+        )
     if v.p_method:
         notes.append(f"p: {v.p_method}")
     return notes

@@ -138,10 +138,10 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None and owner.quirks.fallback_model is not None:
             reply = owner.behaviour.reply(owner.quirks.fallback_model, messages, bool(body.get("logprobs")))
         if reply is None:
-            message = f"The model `{model}` does not exist"
+            unknown = f"The model `{model}` does not exist"
             self._send(
                 404,
-                {"error": {"message": message, "type": "invalid_request_error", "code": "model_not_found"}},
+                {"error": {"message": unknown, "type": "invalid_request_error", "code": "model_not_found"}},
             )
             return
         text = reply.text
@@ -245,7 +245,7 @@ class SimulatedOpenAIServer:
     def url(self) -> str:
         """The base URL to give an OpenAI client (ends in ``/v1``)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
