@@ -87,6 +87,7 @@ class AuditSession:
         self._output_lock: FolderLock | None = None
         self.run_dir = RunDir(output_dir)
         self._models_checked = False
+        self._whole_corpus: Corpus | None = None
 
     @classmethod
     def create(
@@ -183,6 +184,7 @@ class AuditSession:
         try:
             corpus = load_corpus([self.corpus_root()])
             plan = self.plan(corpus)
+            self._whole_corpus = corpus
         except CorpusError as exc:
             raise SessionSetupError(str(exc)) from None
         missing = [axis for axis in self.config.probes.axes or [] if axis not in plan]
@@ -449,7 +451,9 @@ class AuditSession:
         if not verdicts:
             return None
         verdicts = correct(verdicts)
-        corpus = load_corpus(files) if files else None
+        corpus = self._whole_corpus
+        if corpus is None or set(files) != set(corpus.files):  # read once per run where it can be
+            corpus = load_corpus(files) if files else None
         meta = RunMeta(
             tool_version=__version__,
             run_id=self.run_id,

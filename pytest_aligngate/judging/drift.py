@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_aligngate.config.yamlsource import SAFE_LOADER
 from pytest_aligngate.corpus.load import load_corpus
 from pytest_aligngate.corpus.model import Probe
 from pytest_aligngate.records import AxisVerdict
@@ -75,7 +76,7 @@ class DriftReport(BaseModel):
 
 
 def load_anchors(path: Path = ANCHORS_FILE) -> AnchorSet:
-    return AnchorSet.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return AnchorSet.model_validate(yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER))
 
 
 def extreme_anchors(anchors: AnchorSet) -> AnchorSet:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from pytest_aligngate.config.yamlsource import SAFE_LOADER
 from pytest_aligngate.errors import AdapterUnavailable
 from pytest_aligngate.judging.base import JudgeResult
 from pytest_aligngate.records import Usage
@@ -159,7 +160,7 @@ def training_set(folder: Path = TRAINING_DIR) -> TrainingSet:
     axes: list[str] = []
     pairs: list[int] = []
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
         for label, key in ((1.0, "aligned"), (0.0, "misaligned")):
             answers = list(data[key])
             texts += answers
