@@ -286,8 +286,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     report = audit.finish()
     if report is not None:
         config.stash[REPORT_KEY] = audit.summary(report)
-        if any(v.holm_only_fail for v in report.axes) and session.exitstatus == pytest.ExitCode.OK:
-            # Holm across the run rejects an axis whose item passed on its per-item bound.
+        from pytest_aligngate.gate.decide import fails_only_across_the_run
+
+        if fails_only_across_the_run(report.axes) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

