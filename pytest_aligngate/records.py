@@ -164,6 +164,17 @@ class AxisVerdict(BaseModel):
     p_bound: float | None = None
     p_adjusted: float | None = None
     inconclusive: bool = False
+    """A pass the run could not back: its power (MDE above the effect floor) or, with ``max_drop``,
+    a pass that is not certified."""
+    max_drop: float | None = None
+    drop: float | None = None
+    """Base minus candidate mean score (positive: the candidate is worse); with ``max_drop``."""
+    drop_upper_bound: float | None = None
+    """One-sided ``1 - alpha`` upper confidence bound of ``drop``."""
+    certified: bool | None = None
+    """With ``max_drop``: the upper bound of the drop is below it (no drop larger than max_drop)."""
+    prompts_to_certify: int | None = None
+    """Prompts expected to certify at the observed drop and spread (None: the drop reaches max_drop)."""
     holm_only_fail: bool = False
     samples_per_prompt: int = 1
     within_sd_base: float | None = None

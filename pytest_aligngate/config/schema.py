@@ -249,6 +249,16 @@ class GateThresholds(_Strict):
 
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     effect_floor: float = Field(0.2, ge=0.0)
+    max_drop: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Tolerated drop in mean aligned score: fail when the drop is significant and its estimate "
+            "exceeds it; certify when the one-sided upper confidence bound of the drop is below it "
+            "(replaces the effect floor)"
+        ),
+    )
 
 
 class AxisThresholds(GateThresholds):
@@ -261,6 +271,7 @@ class AxisThresholds(GateThresholds):
 class ThresholdOverride(_Strict):
     alpha: float | None = Field(None, gt=0.0, lt=1.0)
     effect_floor: float | None = Field(None, ge=0.0)
+    max_drop: float | None = Field(None, gt=0.0, le=1.0)
     test: TestName | None = None
     alternative: AlternativeName | None = None
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pytest_aligngate.config.schema import AxisThresholds
 from pytest_aligngate.errors import AdapterError
-from pytest_aligngate.records import AxisVerdict, MethodSummary, ProbeResult
+from pytest_aligngate.records import AxisStatus, AxisVerdict, MethodSummary, ProbeResult
 from pytest_aligngate.reports.model import pair_rows
 
 if TYPE_CHECKING:
@@ -101,7 +101,26 @@ def decide(
                 ),
             }
         )
+    if thresholds.max_drop is not None:
+        drop = _drop_fields(_means(base), _means(candidate), thresholds.max_drop, thresholds.alpha, paired)
+        verdict = verdict.model_copy(update=drop)
     return _gate(verdict, family_size)
+
+
+def _drop_fields(
+    base: list[Fraction], candidate: list[Fraction], max_drop: float, alpha: float, paired: bool
+) -> dict[str, object]:
+    """The verdict's drop, its upper bound and the certification under ``max_drop``."""
+    from pytest_aligngate.gate.stats import drop_bound
+
+    bound = drop_bound(base, candidate, max_drop, alpha, paired=paired)
+    return {
+        "max_drop": max_drop,
+        "drop": bound.drop,
+        "drop_upper_bound": bound.upper,
+        "certified": bound.certified,
+        "prompts_to_certify": bound.prompts_to_certify,
+    }
 
 
 def observed(axis: str, rows: Sequence[ProbeResult], thresholds: AxisThresholds) -> AxisVerdict:
@@ -285,10 +304,26 @@ def _with_status(verdict: AxisVerdict, gate_p: float | None) -> AxisVerdict:
     """Set the status from ``gate_p`` and d; a pass whose MDE exceeds the effect floor is inconclusive."""
     from pytest_aligngate.gate.stats import verdict as gate_status
 
+    if verdict.max_drop is not None and verdict.drop is not None:
+        status = _drop_status(verdict, gate_p)
+        inconclusive = status == "pass" and not verdict.certified
+        return verdict.model_copy(update={"status": status, "inconclusive": inconclusive})
     status = gate_status(gate_p, verdict.effect_size, _rule(verdict))
     mde = verdict.min_detectable_effect
     inconclusive = status == "pass" and mde is not None and mde > verdict.effect_floor
     return verdict.model_copy(update={"status": status, "inconclusive": inconclusive})
+
+
+def _drop_status(verdict: AxisVerdict, gate_p: float | None) -> AxisStatus:
+    """With ``max_drop``: fail when the drop is significant and larger than tolerated; improved as in
+    the reference rule (significant, candidate better, two-sided test); otherwise pass."""
+    if gate_p is None or gate_p >= verdict.alpha or verdict.drop is None or verdict.max_drop is None:
+        return "pass"
+    if verdict.drop > verdict.max_drop:
+        return "fail"
+    if verdict.drop < 0 and verdict.alternative == "two-sided":
+        return "improved"
+    return "pass"
 
 
 def correct(verdicts: Sequence[AxisVerdict]) -> list[AxisVerdict]:

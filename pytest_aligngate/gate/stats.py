@@ -477,6 +477,51 @@ def compare(
     )
 
 
+@dataclass(frozen=True)
+class DropBound:
+    """How far the candidate's mean score may have dropped, against a tolerated ``max_drop``.
+
+    ``drop`` is base minus candidate (positive: the candidate is worse); ``upper`` its one-sided
+    ``1 - alpha`` upper confidence bound (Student's t: on the per-prompt differences when paired,
+    Welch's otherwise). ``certified`` when ``upper < max_drop``. ``prompts_to_certify`` is the number
+    of prompts expected to certify at the observed drop and spread (None when the observed drop
+    already reaches ``max_drop``: more prompts would not certify it).
+    """
+
+    max_drop: float
+    drop: float
+    upper: float
+    certified: bool
+    prompts_to_certify: int | None
+
+
+def drop_bound(
+    base: Sequence[Score], candidate: Sequence[Score], max_drop: float, alpha: float, *, paired: bool
+) -> DropBound:
+    """The drop in mean score and its one-sided upper confidence bound (see :class:`DropBound`)."""
+    b, c = _as_array(base, "base"), _as_array(candidate, "candidate")
+    if paired:
+        diffs = c - b
+        n = int(diffs.size)
+        drop = 0.0 - float(np.mean(diffs))  # 0.0 - x: never a negative zero
+        spread = float(np.std(diffs, ddof=1))
+        se, df = spread / math.sqrt(n), float(n - 1)
+    else:
+        n = min(int(b.size), int(c.size))
+        drop = float(np.mean(b) - np.mean(c))
+        var_b, var_c = float(np.var(b, ddof=1)), float(np.var(c, ddof=1))
+        spread = math.sqrt(var_b + var_c)  # the SD of one prompt's difference with equal n
+        se = math.sqrt(var_b / b.size + var_c / c.size)
+        terms = (var_b / b.size) ** 2 / (b.size - 1) + (var_c / c.size) ** 2 / (c.size - 1)
+        df = (se**4 / terms) if terms > 0 else float(b.size + c.size - 2)  # Welch-Satterthwaite
+    t = float(_st.t.ppf(1.0 - alpha, df))
+    upper = drop + t * se
+    needed: int | None = None
+    if drop < max_drop:
+        needed = max(n, math.ceil((t * spread / (max_drop - drop)) ** 2)) if spread > 0 else n
+    return DropBound(max_drop, drop, upper, upper < max_drop, needed)
+
+
 def holm(p_values: Mapping[str, float | None]) -> dict[str, float | None]:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1).
 

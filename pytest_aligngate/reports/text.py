@@ -18,11 +18,14 @@ def verdict_line(v: AxisVerdict) -> str:
     if v.status == "error":
         return f"{v.axis}: ERROR: {single_line(v.error or '')}"
     holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
+    gate = f"d < -{v.effect_floor:g}" if v.max_drop is None else f"drop > {v.max_drop:g}"
     line = (
         f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}{holm}, d={_num(v.effect_size, 2)}, "
         f"n={v.n_base}/{v.n_candidate}, mean base={_num(v.mean_base)} candidate={_num(v.mean_candidate)}; "
-        f"gate: p < {v.alpha:g} and d < -{v.effect_floor:g})"
+        f"gate: p < {v.alpha:g} and {gate})"
     )
+    if v.max_drop is not None and v.drop_upper_bound is not None:
+        return f"{line}; {certification_note(v)}"
     return line + ("; inconclusive at this n" if v.inconclusive else "")
 
 
@@ -36,7 +39,7 @@ def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
         pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
     pairs += [(key, getattr(verdict, key)) for key in _STATISTICS_PROPERTIES]
     # p_adjusted is only known once every axis has a p-value (Holm); until then it is omitted.
-    for key in ("p_adjusted", "p_bound"):
+    for key in ("p_adjusted", "p_bound", "max_drop", "drop", "drop_upper_bound", "certified"):
         if getattr(verdict, key) is not None:
             pairs.append((key, getattr(verdict, key)))
     if verdict.effect_size_ci is not None:
@@ -152,7 +155,9 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
             f"mean change {_num(v.mean_diff)} (95% CI {_num(diff_low)} to {_num(diff_high)}), "
             f"d {_num(v.effect_size, 2)} (95% CI {_num(d_low, 2)} to {_num(d_high, 2)})"
         )
-    if v.inconclusive:
+    if v.max_drop is not None and v.drop_upper_bound is not None:
+        notes.append(certification_note(v))
+    elif v.inconclusive:
         notes.append(
             f"inconclusive at this n: detectable effect (80% power) d={_num(v.min_detectable_effect, 2)} "
             f"> effect floor {v.effect_floor:g}"
@@ -167,6 +172,22 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
             f"base {_num(v.within_sd_base, 2)}, candidate {_num(v.within_sd_candidate, 2)}"
         )
     return notes
+
+
+def certification_note(v: AxisVerdict) -> str:
+    """Whether the run rules out a drop larger than ``max_drop``, with its bound and margin."""
+    level = f"{1 - v.alpha:.0%} upper bound"
+    bound, tolerated = _num(v.drop_upper_bound), f"{v.max_drop:g}"
+    if v.certified:
+        margin = _num((v.max_drop or 0.0) - (v.drop_upper_bound or 0.0))
+        drop = _num(v.drop)
+        return f"certified: no drop larger than {tolerated} (drop {drop}, {level} {bound}, margin {margin})"
+    needed = (
+        f"about {v.prompts_to_certify} prompts would certify at this spread"
+        if v.prompts_to_certify is not None
+        else "the observed drop already reaches it: more prompts would not certify"
+    )
+    return f"not certified at max_drop {tolerated}: drop {_num(v.drop)}, {level} {bound}; {needed}"
 
 
 def method_notes(v: AxisVerdict) -> list[str]:
