@@ -57,6 +57,11 @@ def preset_table(baselines: Baselines, chosen: str | None = None) -> str:
         f"  config default, without a thresholds section: alpha {default.alpha:g}, "
         f"effect floor {default.effect_floor:g} (not a preset)"
     )
+    lines.append(
+        "  recommended instead of a floor on d: a tolerated drop in mean score, e.g. "
+        "thresholds.default.max_drop: 0.1 with test: wilcoxon and alternative: less (fails a "
+        "significant drop above it, certifies axes whose drop is bounded below it; see README)"
+    )
     return "\n".join(lines)
 
 
