@@ -64,7 +64,7 @@ def test_statistics_options_load_and_override_per_axis(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("thresholds:\n  test: ttest\n", "aligngate.yaml:2: thresholds.test"),
+        ("thresholds:\n  test: kruskal\n", "aligngate.yaml:2: thresholds.test"),
         ("thresholds:\n  alternative: greater\n", "aligngate.yaml:2: thresholds.alternative"),
         ("thresholds:\n  correction: bonferroni\n", "aligngate.yaml:2: thresholds.correction"),
         ("probes:\n  samples_per_prompt: 0\n", "aligngate.yaml:2: probes.samples_per_prompt"),

@@ -347,7 +347,7 @@ def test_gate_rule_validation() -> None:
     with pytest.raises(ValueError):
         GateRule(alpha=0.0)
     with pytest.raises(ValueError):
-        GateRule(test="ttest")  # type: ignore[arg-type]
+        GateRule(test="kruskal")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         GateRule(alternative="greater")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -382,3 +382,28 @@ def test_as_dict_is_json_friendly() -> None:
     assert isinstance(as_dict["mean_diff_ci"], list) and isinstance(as_dict["effect_size_ci"], list)
     assert set(as_dict) >= {f for f in Comparison.__dataclass_fields__}
     assert json.loads(json.dumps(as_dict, allow_nan=False)) == as_dict
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less"])
+def test_paired_t_test_is_scipys_ttest_rel(alternative: str) -> None:
+    rule = GateRule(test="ttest", alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
+    got = compare(BASE, CAND, rule, paired=True)
+    want = st.ttest_rel(CAND, BASE, alternative=alternative).pvalue
+    assert got.p_value == pytest.approx(want, rel=1e-12)
+    assert got.p_method == f"paired t-test, {len(BASE) - 1} degrees of freedom"
+    assert got.min_detectable_effect is not None
+
+
+def test_paired_t_test_needs_pairs_and_handles_zero_spread() -> None:
+    rule = GateRule(test="ttest", alternative="less", bootstrap_resamples=0)
+    with pytest.raises(ValueError, match="requires paired=True"):
+        compare(BASE, CAND, rule)
+    same = compare([0.5] * 6, [0.5] * 6, rule, paired=True)
+    shifted = compare([0.9] * 6, [0.8] * 6, rule, paired=True)
+    better = compare([0.8] * 6, [0.9] * 6, rule, paired=True)
+    assert (same.p_value, shifted.p_value, better.p_value) == (1.0, 0.0, 1.0)
+
+
+def test_ttest_mde_is_the_normal_approximation_without_the_rank_efficiency() -> None:
+    z = st.norm.ppf(0.95) + st.norm.ppf(0.8)
+    assert min_detectable_effect(50, 50, 0.05, test="ttest", alternative="less") == pytest.approx(z / 50**0.5)

@@ -39,7 +39,7 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 AdapterName = Literal["openai_compat", "huggingface", "azure", "llama_cpp"]
 JudgeAdapterName = Literal["openai_compat", "huggingface", "azure", "embedding"]
 RoleName = Literal["base", "candidate", "judge"]
-TestName = Literal["mannwhitneyu", "wilcoxon"]
+TestName = Literal["mannwhitneyu", "wilcoxon", "ttest"]
 AlternativeName = Literal["two-sided", "less"]
 CorrectionName = Literal["none", "holm"]
 
@@ -280,7 +280,11 @@ class ThresholdsConfig(_Strict):
     default: GateThresholds = GateThresholds()
     axes: dict[str, ThresholdOverride] = Field(default_factory=dict)
     test: TestName = Field(
-        "mannwhitneyu", description="mannwhitneyu (unpaired) or wilcoxon (signed-rank, paired by prompt id)"
+        "mannwhitneyu",
+        description=(
+            "mannwhitneyu (unpaired), wilcoxon (signed-rank, paired by prompt id) or ttest (paired t-test "
+            "on per-prompt mean differences)"
+        ),
     )
     alternative: AlternativeName = Field("two-sided", description="two-sided, or less: only regressions")
     correction: CorrectionName = Field("none", description="none, or holm across the axes of one run")

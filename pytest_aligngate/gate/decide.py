@@ -45,7 +45,7 @@ def decide(
     bound ``min(1, family_size * p)``, which implies a Holm rejection whatever the other axes'
     p-values; :func:`correct` later fills in the exact Holm p-value across the run.
     """
-    from pytest_aligngate.gate.stats import MIN_PROMPTS, GateRule, compare
+    from pytest_aligngate.gate.stats import MIN_PROMPTS, PAIRED_TESTS, GateRule, compare
 
     verdict = observed(axis, rows, thresholds).model_copy(
         update={"correction": correction, "family_size": family_size}
@@ -67,7 +67,7 @@ def decide(
         update = {"status": "error", "error_cause": "judge_unusable", "error": constant}
         return verdict.model_copy(update=update)
     base, candidate = prompt_scores(rows, "base"), prompt_scores(rows, "candidate")
-    paired = thresholds.test == "wilcoxon"
+    paired = thresholds.test in PAIRED_TESTS
     dropped = 0
     if paired:
         common = [prompt for prompt in base if prompt in candidate]

@@ -52,7 +52,7 @@ from scipy import special as _special
 from scipy import stats as _st
 
 Status = Literal["pass", "fail", "improved", "insufficient"]
-Test = Literal["mannwhitneyu", "wilcoxon"]
+Test = Literal["mannwhitneyu", "wilcoxon", "ttest"]
 Alternative = Literal["two-sided", "less"]
 Correction = Literal["none", "holm"]
 
@@ -71,7 +71,9 @@ EXACT_LIMIT = 60
 Score = float | Fraction
 _TIE_DECIMALS = 12
 _CONFIDENCE = 0.95
-_TESTS = ("mannwhitneyu", "wilcoxon")
+_TESTS = ("mannwhitneyu", "wilcoxon", "ttest")
+PAIRED_TESTS = ("wilcoxon", "ttest")
+"""Tests that pair base and candidate by prompt id."""
 _ALTERNATIVES = ("two-sided", "less")
 _CORRECTIONS = ("none", "holm")
 
@@ -271,10 +273,30 @@ def _dense_codes(values: Sequence[Fraction]) -> list[float]:
     return [position[value] for value in values]
 
 
+def _paired_t(
+    base: Sequence[Fraction], candidate: Sequence[Fraction], alternative: Alternative
+) -> tuple[float, str]:
+    """Student's paired t-test on the per-prompt differences (``scipy.stats.ttest_rel``).
+
+    Unlike Wilcoxon it does not assume symmetric differences, so it stays valid when the two models
+    are sampled a different number of times per prompt.
+    """
+    diffs = [float(c - b) for b, c in zip(base, candidate, strict=True)]
+    if not any(diffs):
+        return 1.0, "every paired difference is zero: p = 1"
+    if len(set(diffs)) == 1:  # zero spread, every prompt moved the same way: t is infinite
+        worse = diffs[0] < 0
+        return (0.0 if worse or alternative == "two-sided" else 1.0), "every paired difference is equal"
+    result = _st.ttest_rel([float(c) for c in candidate], [float(b) for b in base], alternative=alternative)
+    return float(result.pvalue), f"paired t-test, {len(diffs) - 1} degrees of freedom"
+
+
 def _rank_p_value(
     base: Sequence[Fraction], candidate: Sequence[Fraction], rule: GateRule
 ) -> tuple[float, str]:
-    """The rank test's p-value on exact values, and how it was computed."""
+    """The test's p-value (rank tests on exact values), and how it was computed."""
+    if rule.test == "ttest":
+        return _paired_t(base, candidate, rule.alternative)
     if rule.test == "wilcoxon":
         diffs = [c - b for b, c in zip(base, candidate, strict=True)]
         nonzero = [d for d in diffs if d != 0]
@@ -371,7 +393,7 @@ def min_detectable_effect(
       two-sample Cohen's d.
     * ``wilcoxon``: ``d_z = (z + z_power) / sqrt(n * ARE)`` with ``n = min(n_base, n_candidate)``
       pairs, in units of the SD of the paired differences (:func:`compare` rescales it to
-      pooled-SD units).
+      pooled-SD units); ``ttest``: the same with ``ARE = 1``.
     """
     if min(n_base, n_candidate) < 1:
         raise ValueError("min_detectable_effect needs at least one prompt on each side")
@@ -380,6 +402,8 @@ def min_detectable_effect(
     z_total = float(_special.ndtri(1.0 - tail) + _special.ndtri(power))
     if test == "wilcoxon":
         return z_total / math.sqrt(min(n_base, n_candidate) * RANK_ARE)
+    if test == "ttest":
+        return z_total / math.sqrt(min(n_base, n_candidate))
     return z_total * math.sqrt((1.0 / n_base + 1.0 / n_candidate) / RANK_ARE)
 
 
@@ -390,7 +414,7 @@ def _paired_mde(b: np.ndarray, c: np.ndarray, rule: GateRule) -> float:
     MDE comparable with ``effect_size`` and ``effect_floor``. With zero pooled SD the ratio is
     undefined and ``d_z`` is returned as is.
     """
-    dz = min_detectable_effect(b.size, c.size, rule.alpha, test="wilcoxon", alternative=rule.alternative)
+    dz = min_detectable_effect(b.size, c.size, rule.alpha, test=rule.test, alternative=rule.alternative)
     sd_pooled = math.sqrt((np.var(b, ddof=1) + np.var(c, ddof=1)) / 2.0)
     sd_diff = float(np.std(c - b, ddof=1))
     if sd_pooled <= 1e-12:
@@ -431,8 +455,8 @@ def compare(
     ``ValueError``. Pass per-prompt means (see :func:`per_prompt_means`), not pooled samples.
     """
     b, c = _as_array(base, "base"), _as_array(candidate, "candidate")
-    if rule.test == "wilcoxon" and not paired:
-        raise ValueError("test='wilcoxon' requires paired=True (same prompts, same order)")
+    if rule.test in PAIRED_TESTS and not paired:
+        raise ValueError(f"test={rule.test!r} requires paired=True (same prompts, same order)")
     if paired and b.size != c.size:
         raise ValueError(f"paired comparison needs equal lengths, got {b.size} and {c.size}")
     n_b, n_c = int(b.size), int(c.size)
@@ -454,7 +478,7 @@ def compare(
         if rule.bootstrap_resamples > 0:
             diff_ci = _bootstrap_ci(b, c, _mean_diff_stat, rule, paired=paired, point=mean_diff)
             d_ci = _bootstrap_ci(b, c, _cohens_d_arrays, rule, paired=paired, point=d)
-        if rule.test == "wilcoxon":
+        if rule.test in PAIRED_TESTS:
             mde = _paired_mde(b, c, rule)
         else:
             mde = min_detectable_effect(n_b, n_c, rule.alpha, test=rule.test, alternative=rule.alternative)
