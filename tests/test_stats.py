@@ -407,3 +407,21 @@ def test_paired_t_test_needs_pairs_and_handles_zero_spread() -> None:
 def test_ttest_mde_is_the_normal_approximation_without_the_rank_efficiency() -> None:
     z = st.norm.ppf(0.95) + st.norm.ppf(0.8)
     assert min_detectable_effect(50, 50, 0.05, test="ttest", alternative="less") == pytest.approx(z / 50**0.5)
+
+
+def test_permutation_test_is_exact_over_every_sign_flip_when_few() -> None:
+    """6 prompts, all 1 -> 0: only the identity flip is as extreme, p = 1/64 one-sided."""
+    rule = GateRule(test="permutation", alternative="less", bootstrap_resamples=0)
+    got = compare([1.0] * 6, [0.0] * 6, rule, paired=True)
+    assert (
+        got.p_value == pytest.approx(1 / 64)
+        and got.p_method is not None
+        and "all 64 sign flips" in got.p_method
+    )
+    mixed = compare(BASE[:10], CAND[:10], rule, paired=True)
+    want = st.permutation_test(
+        (np.array(BASE[:10]), np.array(CAND[:10])),
+        lambda b, c, axis: np.mean(c, axis=axis) - np.mean(b, axis=axis),
+        permutation_type="samples", vectorized=True, n_resamples=np.inf, alternative="less",
+    ).pvalue  # fmt: skip
+    assert mixed.p_value == pytest.approx(want, rel=1e-12)

@@ -39,7 +39,7 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 AdapterName = Literal["openai_compat", "huggingface", "azure", "llama_cpp"]
 JudgeAdapterName = Literal["openai_compat", "huggingface", "azure", "embedding"]
 RoleName = Literal["base", "candidate", "judge"]
-TestName = Literal["mannwhitneyu", "wilcoxon", "ttest"]
+TestName = Literal["mannwhitneyu", "wilcoxon", "ttest", "permutation"]
 AlternativeName = Literal["two-sided", "less"]
 CorrectionName = Literal["none", "holm"]
 
@@ -282,8 +282,8 @@ class ThresholdsConfig(_Strict):
     test: TestName = Field(
         "mannwhitneyu",
         description=(
-            "mannwhitneyu (unpaired), wilcoxon (signed-rank, paired by prompt id) or ttest (paired t-test "
-            "on per-prompt mean differences)"
+            "mannwhitneyu (unpaired), wilcoxon (signed-rank, paired by prompt id), ttest (paired t-test "
+            "on per-prompt mean differences) or permutation (paired sign-flip test of the mean)"
         ),
     )
     alternative: AlternativeName = Field("two-sided", description="two-sided, or less: only regressions")

@@ -52,7 +52,7 @@ from scipy import special as _special
 from scipy import stats as _st
 
 Status = Literal["pass", "fail", "improved", "insufficient"]
-Test = Literal["mannwhitneyu", "wilcoxon", "ttest"]
+Test = Literal["mannwhitneyu", "wilcoxon", "ttest", "permutation"]
 Alternative = Literal["two-sided", "less"]
 Correction = Literal["none", "holm"]
 
@@ -71,8 +71,10 @@ EXACT_LIMIT = 60
 Score = float | Fraction
 _TIE_DECIMALS = 12
 _CONFIDENCE = 0.95
-_TESTS = ("mannwhitneyu", "wilcoxon", "ttest")
-PAIRED_TESTS = ("wilcoxon", "ttest")
+_TESTS = ("mannwhitneyu", "wilcoxon", "ttest", "permutation")
+PAIRED_TESTS = ("wilcoxon", "ttest", "permutation")
+PERMUTATIONS = 9999
+"""Random sign flips of the ``permutation`` test when there are more than this many in all."""
 """Tests that pair base and candidate by prompt id."""
 _ALTERNATIVES = ("two-sided", "less")
 _CORRECTIONS = ("none", "holm")
@@ -291,12 +293,39 @@ def _paired_t(
     return float(result.pvalue), f"paired t-test, {len(diffs) - 1} degrees of freedom"
 
 
+def _sign_flip(base: Sequence[Fraction], candidate: Sequence[Fraction], rule: GateRule) -> tuple[float, str]:
+    """The paired permutation test of the mean difference (``scipy.stats.permutation_test``): every
+    sign flip of the per-prompt differences when there are at most PERMUTATIONS, else that many
+    random ones, seeded with ``rule.seed``."""
+    diffs = [float(c - b) for b, c in zip(base, candidate, strict=True)]
+    if not any(diffs):
+        return 1.0, "every paired difference is zero: p = 1"
+    c = np.array([float(x) for x in candidate])
+    b = np.array([float(x) for x in base])
+    result = _st.permutation_test(
+        (b, c),  # the statistic is mean(candidate) - mean(base)
+        _mean_diff_stat,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=PERMUTATIONS,
+        alternative="less" if rule.alternative == "less" else "two-sided",
+        **_rng_kwargs(rule.seed),
+    )
+    flips = 2 ** len(diffs)
+    how = f"all {flips} sign flips"
+    if flips > PERMUTATIONS:
+        how = f"{PERMUTATIONS} random sign flips, seed {rule.seed}"
+    return float(result.pvalue), f"paired permutation test of the mean difference ({how})"
+
+
 def _rank_p_value(
     base: Sequence[Fraction], candidate: Sequence[Fraction], rule: GateRule
 ) -> tuple[float, str]:
     """The test's p-value (rank tests on exact values), and how it was computed."""
     if rule.test == "ttest":
         return _paired_t(base, candidate, rule.alternative)
+    if rule.test == "permutation":
+        return _sign_flip(base, candidate, rule)
     if rule.test == "wilcoxon":
         diffs = [c - b for b, c in zip(base, candidate, strict=True)]
         nonzero = [d for d in diffs if d != 0]
@@ -393,7 +422,7 @@ def min_detectable_effect(
       two-sample Cohen's d.
     * ``wilcoxon``: ``d_z = (z + z_power) / sqrt(n * ARE)`` with ``n = min(n_base, n_candidate)``
       pairs, in units of the SD of the paired differences (:func:`compare` rescales it to
-      pooled-SD units); ``ttest``: the same with ``ARE = 1``.
+      pooled-SD units); ``ttest`` and ``permutation`` (of the mean): the same with ``ARE = 1``.
     """
     if min(n_base, n_candidate) < 1:
         raise ValueError("min_detectable_effect needs at least one prompt on each side")
@@ -402,7 +431,7 @@ def min_detectable_effect(
     z_total = float(_special.ndtri(1.0 - tail) + _special.ndtri(power))
     if test == "wilcoxon":
         return z_total / math.sqrt(min(n_base, n_candidate) * RANK_ARE)
-    if test == "ttest":
+    if test in ("ttest", "permutation"):
         return z_total / math.sqrt(min(n_base, n_candidate))
     return z_total * math.sqrt((1.0 / n_base + 1.0 / n_candidate) / RANK_ARE)
 
