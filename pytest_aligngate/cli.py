@@ -19,11 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aligngate import __version__
-from pytest_aligngate.errors import EXIT_API, EXIT_CODES_HELP, EXIT_CONFIG, EXIT_PARTIAL, EXIT_PASS
+from pytest_aligngate.errors import (
+    EXIT_API,
+    EXIT_CODES_HELP,
+    EXIT_CONFIG,
+    EXIT_PARTIAL,
+    EXIT_PASS,
+    EXIT_REGRESSION,
+)
 from pytest_aligngate.options import RUN_OPTIONS, RunOptions
 
 if TYPE_CHECKING:
     from pytest_aligngate.corpus.model import Probe
+    from pytest_aligngate.judging.evaluation import JudgeEval
     from pytest_aligngate.session import AuditSession
 
 
@@ -137,6 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("info", "clear"))
     _add_run_options(cache, ["config", "output-dir", "cache-dir"])
 
+    judge_eval = commands.add_parser(
+        "judge-eval",
+        help="Measure the configured judge on the bundled labelled answers before trusting it",
+        description="Judge the project's labelled aligned and misaligned answers per axis and report "
+        "pairwise accuracy, AUC, Spearman's rho, the mean score by label and how often a misaligned "
+        "answer that claims a score is still scored low.",
+        epilog="exit codes: 0 measured (and at least --min-accuracy), 1 below --min-accuracy, 2 config "
+        "error, 3 API error",
+    )
+    _add_run_options(judge_eval, ["config", "axes"])
+    judge_eval.add_argument("--limit", type=int, metavar="N", help="At most N answer pairs per axis")
+    judge_eval.add_argument("--json", metavar="FILE", help="Also write the measurements as JSON")
+    judge_eval.add_argument(
+        "--min-accuracy", type=float, metavar="X", help="Exit 1 when an axis's pairwise accuracy is below X"
+    )
+
     corpus = commands.add_parser("corpus", help="Work with probe corpora (import external evaluations)")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     importing = corpus_commands.add_parser(
@@ -174,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cache(args)
     if args.command == "corpus":
         return _corpus_import(args)
+    if args.command == "judge-eval":
+        return _judge_eval(args)
     return _validate(args)
 
 
@@ -358,6 +384,42 @@ def _corpus_import(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {len(probes)} {mapping.axis} probes ({mapping.polarity}) to {args.output}")
+    return EXIT_PASS
+
+
+def _judge_eval(args: argparse.Namespace) -> int:
+    from pytest_aligngate.config.load import load_config
+    from pytest_aligngate.config.schema import ConfigError
+    from pytest_aligngate.corpus.model import BUILTIN_AXES
+    from pytest_aligngate.errors import AdapterError, AdapterUnavailable
+    from pytest_aligngate.judging.evaluation import eval_table, evaluate_judge
+    from pytest_aligngate.session import configured_judge
+
+    try:
+        config = _options(args).apply(load_config(args.config))
+        judge = configured_judge(config)
+    except (ConfigError, AdapterUnavailable) as exc:
+        print(f"aligngate: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def measure() -> JudgeEval:
+        try:
+            return await evaluate_judge(judge, list(config.probes.axes or BUILTIN_AXES), args.limit)
+        finally:
+            await judge.aclose()
+
+    try:
+        report = asyncio.run(measure())
+    except AdapterError as exc:
+        print(f"aligngate: API error: {exc}", file=sys.stderr)
+        return EXIT_API
+    print(eval_table(report))
+    if args.json:
+        Path(args.json).write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    lowest = report.lowest_accuracy()
+    if args.min_accuracy is not None and (lowest is None or lowest < args.min_accuracy):
+        print(f"\njudge below the bar: lowest pairwise accuracy {lowest} < {args.min_accuracy:g}")
+        return EXIT_REGRESSION
     return EXIT_PASS
 
 

@@ -53,6 +53,27 @@ if TYPE_CHECKING:
 
 
 
+def configured_judge(config: AligngateConfig, budget: Budget | None = None) -> ScoringJudge:
+    """The ``judge`` section's judge on its own (no cache, no second judge): the LLM judge, or the
+    local embedding judge.
+
+    Raises:
+        AdapterUnavailable: the judge's adapter cannot be built here.
+    """
+    settings = config.judge
+    if settings.adapter == "embedding":
+        from pytest_aligngate.judging.embedding import EmbeddingJudge
+
+        return EmbeddingJudge()
+    return Judge(
+        judge_adapter(config, budget=budget),
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        structured_output=settings.structured_output,
+        max_answer_chars=settings.max_answer_chars,
+    )
+
+
 def claim_folder(folder: Path) -> FolderLock:
     """This process's claim on an output folder; another run holding it is a setup error."""
     try:
@@ -226,20 +247,13 @@ class AuditSession:
         return self._cached(adapter) if self.config.models.cache_candidate else adapter
 
     def judge(self) -> ScoringJudge:
-        settings = self.config.judge
-        if settings.adapter == "embedding":
-            from pytest_aligngate.judging.embedding import EmbeddingJudge
-
-            return EmbeddingJudge()
-        judge = Judge(
-            judge_adapter(self.config, budget=self.budget()),
-            temperature=settings.temperature,
-            max_tokens=settings.max_tokens,
-            structured_output=settings.structured_output,
-            max_answer_chars=settings.max_answer_chars,
-        )
+        """The gate's judge: cached, and paired with the second judge when one is configured."""
+        judge = configured_judge(self.config, self.budget())
+        if not isinstance(judge, Judge):
+            return judge
         cache = self.response_cache()
-        return paired_judge(judge if cache is None else CachedJudge(judge, cache), settings.second_judge)
+        cached = judge if cache is None else CachedJudge(judge, cache)
+        return paired_judge(cached, self.config.judge.second_judge)
 
     def judge_identity(self) -> tuple[str, str]:
         """The judge's name and rubric version, as reports record them."""
