@@ -167,7 +167,7 @@ def _summary_table(axes: Sequence[AxisVerdict]) -> str:
 
 def _agreement(report: Report) -> str:
     """The second judge's agreement per axis (``judge.second_judge``); empty without one."""
-    from pytest_aligngate.judging.paired import AGREEMENT_HEADERS, agreement_cells
+    from pytest_aligngate.reports.agreement import AGREEMENT_HEADERS, agreement_cells
 
     agreed = [(v.axis, v.judge_agreement) for v in report.axes if v.judge_agreement is not None]
     if not agreed:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_aligngate.judging.drift import drift_lines
-from pytest_aligngate.judging.paired import agreement_markdown
+from pytest_aligngate.reports.agreement import agreement_markdown
 from pytest_aligngate.reports.model import WORST_PROMPTS, Report
 from pytest_aligngate.reports.text import (
     _clip,
