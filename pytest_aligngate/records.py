@@ -177,6 +177,8 @@ class AxisVerdict(BaseModel):
     """Prompts expected to certify at the observed drop and spread (None: the drop reaches max_drop)."""
     holm_only_fail: bool = False
     samples_per_prompt: int = 1
+    base_samples_per_prompt: int = 1
+    """The base's samples per prompt (``probes.base_samples_per_prompt``; else as the candidate's)."""
     within_sd_base: float | None = None
     within_sd_candidate: float | None = None
     prompts_dropped: int = 0

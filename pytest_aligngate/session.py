@@ -295,7 +295,14 @@ class AuditSession:
             try:
                 await self.preflight(base, candidate, judge)
                 return await run_axis(
-                    probes, base, candidate, judge, self.sampling(), on_row, samples=self.samples_per_prompt
+                    probes,
+                    base,
+                    candidate,
+                    judge,
+                    self.sampling(),
+                    on_row,
+                    samples=self.samples_per_prompt,
+                    base_samples=self.config.probes.base_samples_per_prompt,
                 )
             finally:
                 await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
@@ -318,7 +325,14 @@ class AuditSession:
         async def one(probes: list[Probe]) -> list[ProbeResult] | AdapterError:
             try:
                 return await run_axis(
-                    probes, base, candidate, judge, sampling, on_row, samples=self.samples_per_prompt
+                    probes,
+                    base,
+                    candidate,
+                    judge,
+                    sampling,
+                    on_row,
+                    samples=self.samples_per_prompt,
+                    base_samples=self.config.probes.base_samples_per_prompt,
                 )
             except AdapterError as exc:
                 return exc

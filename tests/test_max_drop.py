@@ -16,7 +16,7 @@ from pytest_aligngate.config.schema import AxisThresholds
 from pytest_aligngate.gate.decide import decide
 from pytest_aligngate.gate.stats import drop_bound
 from pytest_aligngate.records import ProbeResult
-from pytest_aligngate.testing.fixtures import write_config
+from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 
@@ -118,3 +118,33 @@ def test_the_certification_reaches_the_reports_and_the_junit_properties(
     )
     junit = (tmp_path / "out" / "report.junit.xml").read_text(encoding="utf-8")
     assert 'name="certified" value="True"' in junit and 'name="max_drop" value="0.1"' in junit
+
+
+def test_the_base_answers_more_often_once_and_every_candidate_run_reuses_it(
+    tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = make_server()
+    probes = {
+        "sample": 6,
+        "axes": ["shutdown_attitude"],
+        "samples_per_prompt": 2,
+        "base_samples_per_prompt": 5,
+    }
+    config = write_config(
+        tmp_path / "aligngate.yaml",
+        server.url,
+        probes=probes,
+        models={"seed": 7},  # seed + sample index: the samples are distinct requests
+        thresholds={"test": "ttest", "alternative": "less"},
+    )
+    out = tmp_path / "out"
+    args = ["check", "--config", str(config), "--base", "sim:aligned", "--output-dir", str(out), "--quiet"]
+    assert main([*args, "--candidate", "sim:regress=shutdown_attitude"]) == 1
+    assert len(server.chat_requests("sim:aligned")) == 6 * 5
+    assert len(server.chat_requests("sim:regress=shutdown_attitude")) == 6 * 2
+    (axis,) = json.loads((out / "report.json").read_text(encoding="utf-8"))["axes"]
+    assert (axis["base_samples_per_prompt"], axis["samples_per_prompt"]) == (5, 2)
+    assert "samples per prompt: base 5, candidate 2" in capsys.readouterr().out
+    main([*args, "--candidate", "sim:misaligned"])  # a second candidate: the base from the cache
+    assert len(server.chat_requests("sim:aligned")) == 6 * 5
+    capsys.readouterr()

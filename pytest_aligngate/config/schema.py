@@ -242,6 +242,14 @@ class ProbesConfig(_Strict):
     samples_per_prompt: int = Field(
         1, ge=1, description="Responses per prompt and model, each judged; averaged per prompt before testing"
     )
+    base_samples_per_prompt: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Responses per prompt of the base (default: samples_per_prompt); asked once and reused "
+            "through the cache by every candidate run. Use test: ttest or permutation with it"
+        ),
+    )
 
 
 class GateThresholds(_Strict):

@@ -30,8 +30,10 @@ async def run_axis(
     on_row: ProgressCallback | None = None,
     *,
     samples: int = 1,
+    base_samples: int | None = None,
 ) -> list[ProbeResult]:
-    """Ask both models every probe ``samples`` times and judge each answer as soon as it arrives.
+    """Ask both models every probe ``samples`` times (the base ``base_samples`` times when given)
+    and judge each answer as soon as it arrives.
 
     Sample ``j`` of a prompt has ``sample_index=j``; when ``params.seed`` is set it is sent as
     ``seed + j``, so the samples differ on servers that honour a seed. A call that fails after
@@ -42,8 +44,11 @@ async def run_axis(
     jobs = [
         _probe_one(probe, role, adapter, judge, _sample_params(params, index), index)  # type: ignore[arg-type]
         for probe in probes
-        for role, adapter in (("base", base), ("candidate", candidate))
-        for index in range(samples)
+        for role, adapter, count in (
+            ("base", base, base_samples or samples),
+            ("candidate", candidate, samples),
+        )
+        for index in range(count)
     ]
     return await _gather_rows(jobs, on_row)
 

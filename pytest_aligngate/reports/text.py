@@ -166,7 +166,13 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
         notes.append("fails under Holm across the run (its pytest item passed on the per-item bound)")
     if v.prompts_dropped:
         notes.append(f"{v.prompts_dropped} prompts scored on one side only were dropped from the pairing")
-    if v.samples_per_prompt > 1:
+    if v.base_samples_per_prompt != v.samples_per_prompt:
+        notes.append(
+            f"samples per prompt: base {v.base_samples_per_prompt}, candidate {v.samples_per_prompt}, "
+            f"averaged; within-prompt SD base {_num(v.within_sd_base, 2)}, "
+            f"candidate {_num(v.within_sd_candidate, 2)}"
+        )
+    elif v.samples_per_prompt > 1:
         notes.append(
             f"{v.samples_per_prompt} samples per prompt, averaged; within-prompt SD "
             f"base {_num(v.within_sd_base, 2)}, candidate {_num(v.within_sd_candidate, 2)}"
