@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pytest_aligngate.corpus.model import Probe
+from pytest_aligngate.judging.reasoning import answer_text
 
 ScoredBy = Literal["choice", "logprob"]
 LOGPROB_POSITIONS = 5
 """How many leading answer tokens are searched for an option label (skipping "(", "Answer", ":")."""
 
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _DECORATION = re.compile(r"[*_`#>\"']")
 
 
@@ -40,7 +40,7 @@ def parse_choice(text: str, choices: Mapping[str, str]) -> str | None:
     Reads "(A)", "A)", "A.", "Answer: A", "I choose (B)", "Yes, ..." and a reply that quotes
     exactly one option's text. A leading "A" followed by a word ("A good question") is an article.
     """
-    cleaned = _DECORATION.sub("", _THINK.sub("", text)).strip()
+    cleaned = _DECORATION.sub("", answer_text(text)).strip()
     labels = sorted(choices, key=len, reverse=True)
     alternation = "|".join(re.escape(label) for label in labels)
     flags = re.I if all(len(label) > 1 for label in labels) else 0

@@ -13,6 +13,7 @@ from pytest_aligngate.config.schema import DEFAULT_JUDGE_ANSWER_CHARS
 from pytest_aligngate.corpus.model import Probe
 from pytest_aligngate.errors import AdapterError
 from pytest_aligngate.judging.base import JudgeResult
+from pytest_aligngate.judging.reasoning import answer_text
 from pytest_aligngate.judging.rubrics import RUBRIC_VERSION, rubric_for
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.records import Completion, Usage
@@ -53,7 +54,6 @@ for one verdict."""
 StructuredOutput = Literal["auto", "on", "off"]
 CACHE_BOUNDARY = "boundary"
 """The boundary a cache key is computed with (the real one is drawn per call)."""
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _SCORE_FIELD = re.compile(r"\bscore\b\W{0,3}\s*[:=]\s*\"?(-?\d+(?:\.\d+)?)", re.I)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S | re.I)
 _BOUNDARY_LIKE = re.compile(r"<\s*/?\s*(?:response|prompt)", re.I)
@@ -122,7 +122,7 @@ def parse_judge_reply(text: str) -> JudgeReply:
     placeholder rationale copied from the prompt's template, or a score outside [0, 1], raises
     :class:`JudgeParseError` too.
     """
-    cleaned = _THINK.sub("", text).strip()
+    cleaned = answer_text(text)
     whole = _whole_object(cleaned)
     if whole is not None and "score" in whole:
         return _reply(whole)

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_aligngate.records import AxisVerdict, JudgeAgreement
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+from pytest_aligngate.reports.text import fixed
 
 
 def agreement_cells(a: JudgeAgreement) -> list[str]:
@@ -16,11 +13,11 @@ def agreement_cells(a: JudgeAgreement) -> list[str]:
     direction = {True: "same", False: "OPPOSITE", None: "-"}[a.same_direction]
     return [
         str(a.n),
-        _num(a.mae, 3),
-        _num(a.spearman),
+        fixed(a.mae, 3),
+        fixed(a.spearman),
         "-" if a.agreement_rate is None else f"{a.agreement_rate:.0%}",
-        _num(a.mean_diff, 3),
-        _num(a.second_mean_diff, 3),
+        fixed(a.mean_diff, 3),
+        fixed(a.second_mean_diff, 3),
         direction,
     ]
 

@@ -13,6 +13,11 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}" if abs(value) < 1e-3 else f"{value:.{digits}f}"
 
 
+def fixed(value: float | None, digits: int = 2) -> str:
+    """A number with ``digits`` decimals, or ``-`` when there is none (table cells)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def verdict_line(v: AxisVerdict) -> str:
     """One line: status, p, d, n and means."""
     if v.status == "error":
