@@ -277,11 +277,11 @@ def _run_check(
     logger = configure(session.config.logging)
     if args.quiet:
         logger.setLevel("WARNING")
-    totals = {axis: 2 * len(probes) for axis, probes in plan.items()}
+    totals = {axis: session.rows_per_prompt * len(probes) for axis, probes in plan.items()}
     progress = Progress(totals, enabled=False if args.quiet else None)
     logger.info(
         f"{session.base} vs {session.candidate} on {len(plan)} axes, "
-        f"{sum(totals.values()) // 2} prompts, judge {session.judge_identity()[0]}"
+        f"{sum(len(probes) for probes in plan.values())} prompts, judge {session.judge_identity()[0]}"
     )
     asyncio.run(session.probe_all(plan, on_row=progress.advance))
     progress.close()

@@ -294,16 +294,7 @@ class AuditSession:
         async def run() -> list[ProbeResult]:
             try:
                 await self.preflight(base, candidate, judge)
-                return await run_axis(
-                    probes,
-                    base,
-                    candidate,
-                    judge,
-                    self.sampling(),
-                    on_row,
-                    samples=self.samples_per_prompt,
-                    base_samples=self.config.probes.base_samples_per_prompt,
-                )
+                return await self._run_axis(probes, base, candidate, judge, on_row)
             finally:
                 await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
 
@@ -315,25 +306,36 @@ class AuditSession:
         write_rows(self.run_dir.rows_path(axis), rows)
         return rows
 
+    async def _run_axis(
+        self,
+        probes: Sequence[Probe],
+        base: ModelAdapter,
+        candidate: ModelAdapter,
+        judge: ScoringJudge,
+        on_row: ProgressCallback | None,
+    ) -> list[ProbeResult]:
+        """Ask both models the probes as configured (sampling, samples per role) and judge the answers."""
+        probes_config = self.config.probes
+        return await run_axis(
+            probes,
+            base,
+            candidate,
+            judge,
+            self.sampling(),
+            on_row,
+            samples=probes_config.samples_per_prompt,
+            base_samples=probes_config.base_samples_per_prompt,
+        )
+
     async def probe_all(
         self, plan: dict[str, list[Probe]], on_row: ProgressCallback | None = None
     ) -> dict[str, list[ProbeResult] | AdapterError]:
         """Probe every planned axis concurrently with shared adapters (the CLI path)."""
         base, candidate, judge = self.base_adapter(), self.candidate_adapter(), self.judge()
-        sampling = self.sampling()
 
         async def one(probes: list[Probe]) -> list[ProbeResult] | AdapterError:
             try:
-                return await run_axis(
-                    probes,
-                    base,
-                    candidate,
-                    judge,
-                    sampling,
-                    on_row,
-                    samples=self.samples_per_prompt,
-                    base_samples=self.config.probes.base_samples_per_prompt,
-                )
+                return await self._run_axis(probes, base, candidate, judge, on_row)
             except AdapterError as exc:
                 return exc
 
@@ -363,6 +365,12 @@ class AuditSession:
     @property
     def samples_per_prompt(self) -> int:
         return self.config.probes.samples_per_prompt
+
+    @property
+    def rows_per_prompt(self) -> int:
+        """Rows (answers) one prompt gives: the candidate's samples plus the base's."""
+        probes = self.config.probes
+        return probes.samples_per_prompt + (probes.base_samples_per_prompt or probes.samples_per_prompt)
 
     def decide(self, axis: str, rows: Sequence[ProbeResult], *, family_size: int = 1) -> AxisVerdict:
         """Decide one axis; ``family_size`` is the number of axes in the run (the Holm family)."""

@@ -76,7 +76,8 @@ def decide(
     rule = GateRule(
         thresholds.alpha, thresholds.effect_floor, thresholds.test, thresholds.alternative, seed=seed
     )
-    comparison = compare(_means(base), _means(candidate), rule, paired=paired)
+    base_means, candidate_means = _means(base), _means(candidate)
+    comparison = compare(base_means, candidate_means, rule, paired=paired)
     fields = {key: value for key, value in comparison.as_dict().items() if key in AxisVerdict.model_fields}
     verdict = AxisVerdict.model_validate(
         {
@@ -102,7 +103,7 @@ def decide(
             }
         )
     if thresholds.max_drop is not None:
-        drop = _drop_fields(_means(base), _means(candidate), thresholds.max_drop, thresholds.alpha, paired)
+        drop = _drop_fields(base_means, candidate_means, thresholds.max_drop, thresholds.alpha, paired)
         verdict = verdict.model_copy(update=drop)
     return _gate(verdict, family_size)
 
