@@ -58,13 +58,12 @@ def _key(config: AligngateConfig, role: RoleName) -> str:
 
 
 async def _ping(role: RoleName, adapter: ModelAdapter, key: str) -> RoleCheck:
-    lister = getattr(adapter, "listed_models", None)
-    listed = None if lister is None else await lister()
-    if listed is not None and adapter.model not in listed:
+    check = getattr(adapter, "check_listed", None)
+    try:
+        listed = False if check is None else await check()
+    except AdapterError as exc:
         await adapter.aclose()
-        shown = ", ".join(sorted(listed)[:20]) + (", ..." if len(listed) > 20 else "")
-        error = f"not_found: the server does not list this model id (it lists: {single_line(shown)})"
-        return RoleCheck(role, adapter.model, adapter.endpoint, key, error=error)
+        return RoleCheck(role, adapter.model, adapter.endpoint, key, error=f"{exc.cause}: {exc.detail}")
     started = time.perf_counter()
     try:
         reply = await adapter.complete(PING, PING_PARAMS)
@@ -79,7 +78,7 @@ async def _ping(role: RoleName, adapter: ModelAdapter, key: str) -> RoleCheck:
     if answer_text(reply.text) != reply.text.strip():
         notes.append("reasoning in <think> (stripped before judging)")
     answered = single_line(reply.model) or None  # the server's text: one inert line
-    if listed is None:
+    if check is not None and not listed:
         notes.append("the server lists no models: the id is not checked (a typo may reach a default model)")
     return RoleCheck(role, adapter.model, adapter.endpoint, key, latency, answered, tuple(notes))
 

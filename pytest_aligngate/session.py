@@ -397,25 +397,17 @@ class AuditSession:
     async def check_models(self, base: ModelAdapter, candidate: ModelAdapter, judge: object) -> None:
         """Every model id is one its server lists, where the server lists models (once per process).
 
-        Some servers (llama-cpp-python's among them) answer an unknown id with their default model
-        and echo the id back, so a typo would audit the wrong model; ``GET /models`` tells.
-
         Raises:
-            AdapterError: ``not_found``, naming the endpoint, the id and what the server lists.
+            AdapterError: ``not_found`` (see ``OpenAICompatAdapter.check_listed``).
         """
         if self._models_checked or self.config.cache.mode == "read_only":  # read_only: offline replay
             return
         judge_adapter = getattr(getattr(judge, "primary", judge), "adapter", None)
         for adapter in (base, candidate, judge_adapter):
             inner = getattr(adapter, "inner", adapter)  # a cached adapter asks through its inner one
-            if inner is None:  # a judge without an adapter: nothing to check
-                continue
-            lister = getattr(inner, "listed_models", None)
-            listed = None if lister is None else await lister()
-            if listed is not None and inner.model not in listed:
-                shown = ", ".join(sorted(listed)[:20]) + (", ..." if len(listed) > 20 else "")
-                detail = f"the server does not list this model id (it lists: {shown}); check it for a typo"
-                raise AdapterError(inner.endpoint, inner.model, "not_found", detail)
+            check = getattr(inner, "check_listed", None)  # local models and the embedding judge: none
+            if check is not None:
+                await check()
         self._models_checked = True
 
     async def check_judge(self, judge: object) -> None:

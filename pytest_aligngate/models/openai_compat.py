@@ -268,6 +268,23 @@ class OpenAICompatAdapter:
         ids.discard("")
         return ids or None
 
+    async def check_listed(self) -> bool:
+        """Whether the endpoint's model list was checked: True when it lists this model id, False
+        when it lists no models. Some servers (llama-cpp-python's) answer an unknown id with their
+        default model and echo the id back, so a typo would reach the wrong model.
+
+        Raises:
+            AdapterError: ``not_found``, naming what the endpoint lists, when the id is not among them.
+        """
+        listed = await self.listed_models()
+        if listed is None:
+            return False
+        if self.model not in listed:
+            shown = ", ".join(sorted(listed)[:20]) + (", ..." if len(listed) > 20 else "")
+            detail = f"the server does not list this model id (it lists: {shown}); check it for a typo"
+            raise AdapterError(self.endpoint, self.model, "not_found", detail)
+        return True
+
     def _charge(self, prompt_tokens: int, max_tokens: int) -> AbstractContextManager[Charge | None]:
         """The call's charge against the run's budget (none without a budget)."""
         if self._budget is None:
