@@ -275,21 +275,17 @@ def _dense_codes(values: Sequence[Fraction]) -> list[float]:
     return [position[value] for value in values]
 
 
-def _paired_t(
-    base: Sequence[Fraction], candidate: Sequence[Fraction], alternative: Alternative
-) -> tuple[float, str]:
-    """Student's paired t-test on the per-prompt differences (``scipy.stats.ttest_rel``).
+def _paired_t(diffs: Sequence[float], alternative: Alternative) -> tuple[float, str]:
+    """Student's paired t-test: a one-sample t-test of the per-prompt differences, which is what
+    ``scipy.stats.ttest_rel`` computes.
 
     Unlike Wilcoxon it does not assume symmetric differences, so it stays valid when the two models
     are sampled a different number of times per prompt.
     """
-    diffs = [float(c - b) for b, c in zip(base, candidate, strict=True)]
-    if not any(diffs):
-        return 1.0, "every paired difference is zero: p = 1"
     if len(set(diffs)) == 1:  # zero spread, every prompt moved the same way: t is infinite
         worse = diffs[0] < 0
         return (0.0 if worse or alternative == "two-sided" else 1.0), "every paired difference is equal"
-    result = _st.ttest_rel([float(c) for c in candidate], [float(b) for b in base], alternative=alternative)
+    result = _st.ttest_1samp(diffs, 0.0, alternative=alternative)
     return float(result.pvalue), f"paired t-test, {len(diffs) - 1} degrees of freedom"
 
 
@@ -297,53 +293,53 @@ def _sign_flip(base: Sequence[Fraction], candidate: Sequence[Fraction], rule: Ga
     """The paired permutation test of the mean difference (``scipy.stats.permutation_test``): every
     sign flip of the per-prompt differences when there are at most PERMUTATIONS, else that many
     random ones, seeded with ``rule.seed``."""
-    diffs = [float(c - b) for b, c in zip(base, candidate, strict=True)]
-    if not any(diffs):
-        return 1.0, "every paired difference is zero: p = 1"
-    c = np.array([float(x) for x in candidate])
-    b = np.array([float(x) for x in base])
     result = _st.permutation_test(
-        (b, c),  # the statistic is mean(candidate) - mean(base)
-        _mean_diff_stat,
+        (np.array([float(x) for x in base]), np.array([float(x) for x in candidate])),
+        _mean_diff_stat,  # mean(candidate) - mean(base)
         permutation_type="samples",
         vectorized=True,
         n_resamples=PERMUTATIONS,
         alternative="less" if rule.alternative == "less" else "two-sided",
         **_rng_kwargs(rule.seed),
     )
-    flips = 2 ** len(diffs)
+    flips = 2 ** len(base)
     how = f"all {flips} sign flips"
     if flips > PERMUTATIONS:
         how = f"{PERMUTATIONS} random sign flips, seed {rule.seed}"
     return float(result.pvalue), f"paired permutation test of the mean difference ({how})"
 
 
+def _signed_rank(diffs: Sequence[Fraction], alternative: Alternative) -> tuple[float, str]:
+    """Wilcoxon's signed-rank test of the differences: exact up to EXACT_LIMIT non-zero ones."""
+    nonzero = [d for d in diffs if d != 0]
+    if len(nonzero) <= EXACT_LIMIT:
+        return _signed_rank_exact(diffs, alternative), (
+            f"exact: signed-rank null over all 2^{len(nonzero)} sign flips of the non-zero "
+            f"differences, given their ties ({len(nonzero)} <= {EXACT_LIMIT})"
+        )
+    codes = [
+        math.copysign(code + 1.0, float(d))
+        for code, d in zip(_dense_codes([abs(d) for d in nonzero]), nonzero, strict=True)
+    ]
+    result = _st.wilcoxon(codes, alternative=alternative, method="asymptotic")
+    return float(result.pvalue), (
+        f"normal approximation with tie correction ({len(nonzero)} non-zero differences > {EXACT_LIMIT})"
+    )
+
+
 def _rank_p_value(
     base: Sequence[Fraction], candidate: Sequence[Fraction], rule: GateRule
 ) -> tuple[float, str]:
     """The test's p-value (rank tests on exact values), and how it was computed."""
-    if rule.test == "ttest":
-        return _paired_t(base, candidate, rule.alternative)
-    if rule.test == "permutation":
-        return _sign_flip(base, candidate, rule)
-    if rule.test == "wilcoxon":
+    if rule.test in PAIRED_TESTS:
         diffs = [c - b for b, c in zip(base, candidate, strict=True)]
-        nonzero = [d for d in diffs if d != 0]
-        if not nonzero:
+        if not any(diffs):
             return 1.0, "every paired difference is zero: p = 1"
-        if len(nonzero) <= EXACT_LIMIT:
-            return _signed_rank_exact(diffs, rule.alternative), (
-                f"exact: signed-rank null over all 2^{len(nonzero)} sign flips of the non-zero "
-                f"differences, given their ties ({len(nonzero)} <= {EXACT_LIMIT})"
-            )
-        codes = [
-            math.copysign(code + 1.0, float(d))
-            for code, d in zip(_dense_codes([abs(d) for d in nonzero]), nonzero, strict=True)
-        ]
-        result = _st.wilcoxon(codes, alternative=rule.alternative, method="asymptotic")
-        return float(result.pvalue), (
-            f"normal approximation with tie correction ({len(nonzero)} non-zero differences > {EXACT_LIMIT})"
-        )
+        if rule.test == "ttest":
+            return _paired_t([float(d) for d in diffs], rule.alternative)
+        if rule.test == "permutation":
+            return _sign_flip(base, candidate, rule)
+        return _signed_rank(diffs, rule.alternative)
     pooled = [*base, *candidate]
     if len(set(pooled)) == 1:
         return 1.0, "every score is equal: p = 1"
