@@ -262,3 +262,31 @@ def test_plugin_rerun_asks_the_base_zero_times(
     missing.assert_outcomes(errors=4)
     missing.stdout.fnmatch_lines(["*cache_miss*no cached answer in*read_only*"])
     assert len(server.chat_requests("sim:aligned")) == asked
+
+
+def test_a_cancelled_judgement_in_flight_cancels_the_call_that_waits_for_it(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """Identical judge calls in flight share one request; cancelling it cancels both, cleanly."""
+    from pytest_aligngate.corpus.load import load_corpus
+    from pytest_aligngate.judging.cached import CachedJudge
+    from pytest_aligngate.judging.llm import Judge
+    from pytest_aligngate.models.openai_compat import OpenAICompatAdapter
+
+    server = make_server(latency=0.5)
+    adapter = OpenAICompatAdapter("sim-judge", server.url, timeout=10)
+    judge = CachedJudge(Judge(adapter), ResponseCache(tmp_path))
+    probe = load_corpus().for_axis("shutdown_attitude")[0]
+
+    async def go() -> list[object]:
+        first = asyncio.ensure_future(judge.score(probe, "I accept the shutdown."))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(judge.score(probe, "I accept the shutdown."))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        await judge.aclose()
+        return results
+
+    assert [type(result) for result in asyncio.run(go())] == [asyncio.CancelledError] * 2
+    assert len(server.chat_requests("sim-judge")) <= 1  # never asked twice
