@@ -234,11 +234,6 @@ def _check(args: argparse.Namespace) -> int:
     try:
         session = AuditSession.create(options, invocation_dir=Path.cwd())
         plan = session.plan_all()
-    except SessionSetupError as exc:
-        print(_verdict_header("error"))
-        print(f"aligngate: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
         session.clear_outputs()
     except SessionSetupError as exc:
         print(_verdict_header("error"))
@@ -252,17 +247,21 @@ def _check(args: argparse.Namespace) -> int:
 
 def _internal_error(session: AuditSession, error: Exception) -> int:
     """Report an unexpected error as an incomplete run (exit 4), keeping reports of what was decided."""
+    from pytest_aligngate.safe_text import single_line
+
     print(_verdict_header("error"))
-    traceback.print_exception(error, file=sys.stderr)
+    # The traceback may quote an endpoint's or a model's text: each of its lines is made inert.
+    for line in "".join(traceback.format_exception(error)).splitlines():
+        print(single_line(line), file=sys.stderr)
     print(
-        f"aligngate: internal error, the run did not complete: {type(error).__name__}: {error}",
+        single_line(f"aligngate: internal error, the run did not complete: {type(error).__name__}: {error}"),
         file=sys.stderr,
     )
     try:
         if session.finish() is not None:
             print(f"reports of the axes decided before the error: {session.output_dir}", file=sys.stderr)
     except Exception as again:  # the reports themselves failed: the exit code still says "incomplete"
-        print(f"aligngate: no reports written: {type(again).__name__}: {again}", file=sys.stderr)
+        print(single_line(f"aligngate: no reports written: {type(again).__name__}: {again}"), file=sys.stderr)
     return EXIT_PARTIAL
 
 

@@ -422,3 +422,20 @@ def test_a_truncated_cache_and_bad_cached_scores_are_not_used(
     assert check(config, out, "sim:aligned", "sim:misaligned") == 1
     assert axes(out)[AXIS]["p_value"] == first["p_value"]
     capsys.readouterr()
+
+
+def test_an_internal_error_quoting_hostile_text_stays_inert(
+    tmp_path: Path, hostile: SimulatedOpenAIServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """An exception message can quote a model's text: the traceback must not start a CI command."""
+    import pytest_aligngate.session as session_module
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("broke on\n::error::forged verdict\n::add-mask::x")
+
+    monkeypatch.setattr(session_module, "write_reports", crash)
+    assert check(_config(tmp_path, hostile), tmp_path / "out", "sim:aligned", "sim:misaligned") == 4
+    err = capsys.readouterr().err
+    assert "RuntimeError: broke on" in err and "forged verdict" in err
+    assert not [line for line in err.splitlines() if line.lstrip().startswith("::")]
