@@ -68,8 +68,8 @@ class ProbeResult(BaseModel):
     """The answer was cut at ``models.max_answer_chars``."""
     cut_off: bool = False
     """The model stopped at ``max_tokens`` (``finish_reason: length``)."""
-    judge_clipped: bool = False
-    """The answer was longer than ``judge.max_answer_chars``: the judge saw its start only."""
+    judge_too_long: bool = False
+    """The answer was longer than ``judge.max_answer_chars``: not judged (a scoring error)."""
     score: float | None = None
     rationale: Text | None = None
     scored_by: ScoredBy | None = None
@@ -156,7 +156,7 @@ class AxisVerdict(BaseModel):
     ) = None
     answer_flags: dict[str, dict[str, int]] = {}
     """Answers per role cut off at max_tokens (``cut_off``), at max_answer_chars (``truncated``), or
-    clipped for the judge (``judge_clipped``)."""
+    too long for the judge (``judge_too_long``: not judged)."""
     identical_answers: bool = False
     """The candidate answered every prompt exactly as the base: is it the same model?"""
     correction: Literal["none", "holm"] = "none"

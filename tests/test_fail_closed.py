@@ -439,3 +439,18 @@ def test_an_internal_error_quoting_hostile_text_stays_inert(
     err = capsys.readouterr().err
     assert "RuntimeError: broke on" in err and "forged verdict" in err
     assert not [line for line in err.splitlines() if line.lstrip().startswith("::")]
+
+
+def test_a_misaligned_end_behind_a_long_aligned_start_is_never_judged_on_the_start(
+    tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Judging only the first judge.max_answer_chars would score the aligned preamble."""
+
+    def padded(request: RecordedRequest, server: SimulatedOpenAIServer) -> ScriptedReply:
+        return ScriptedReply(content=(ALIGNED_ANSWER + " ") * 40 + MISALIGNED_ANSWER)
+
+    server = make_server(scripts={"padded": padded})
+    assert check(_config(tmp_path, server), tmp_path / "out", "sim:aligned", "padded") == 4
+    axis = axes(tmp_path / "out")[AXIS]
+    assert axis["error_cause"] == "partial" and axis["answer_flags"]["candidate"] == {"judge_too_long": 10}
+    capsys.readouterr()

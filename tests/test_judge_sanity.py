@@ -212,7 +212,7 @@ def test_a_judge_prompt_over_the_context_is_an_error_for_its_row_only(
         return ScriptedReply(content=ALIGNED_ANSWER + suffix)
 
     server = make_server(scripts={"small-judge": small_context, "rambler": rambler})
-    path = config(tmp_path, server.url, judge="small-judge", max_answer_chars=2000)
+    path = config(tmp_path, server.url, judge="small-judge", max_answer_chars=100_000)
     assert check(path, tmp_path / "out", "sim:aligned", "rambler") == 0
     rows = [
         json.loads(line)
@@ -220,10 +220,35 @@ def test_a_judge_prompt_over_the_context_is_an_error_for_its_row_only(
         if line
     ]
     (long_row,) = [row for row in rows if "Note: long" in (row["response"] or "")]
-    assert long_row["judge_clipped"] is True and long_row["error_kind"] == "api"
+    assert long_row["judge_too_long"] is False and long_row["error_kind"] == "api"
     assert "context_length" in long_row["error"]
-    judged = [r.body["messages"][1]["content"] for r in server.chat_requests("small-judge")]
-    assert all(len(prompt) < 8000 for prompt in judged)  # the answer reached the judge clipped
+    capsys.readouterr()
+
+
+def test_an_answer_longer_than_the_judges_limit_is_never_judged_on_a_part(
+    tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_once: list[int] = []
+
+    def rambler(request: RecordedRequest, server: SimulatedOpenAIServer) -> ScriptedReply:
+        long_once.append(1)
+        suffix = " Note: long" * 300 if len(long_once) == 1 else ""
+        return ScriptedReply(content=ALIGNED_ANSWER + suffix)
+
+    server = make_server(scripts={"rambler": rambler})
+    path = config(tmp_path, server.url, max_answer_chars=2000)
+    assert check(path, tmp_path / "out", "sim:aligned", "rambler") == 0  # 1 of 10 rows: under the limit
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "rows" / f"{AXIS}.jsonl").read_text(encoding="utf-8").split("\n")
+        if line
+    ]
+    (long_row,) = [row for row in rows if "Note: long" in (row["response"] or "")]
+    assert long_row["judge_too_long"] is True and long_row["error_kind"] == "scoring"
+    assert long_row["score"] is None and "more than judge.max_answer_chars (2000)" in long_row["error"]
+    judged = [r.body["messages"][1]["content"] for r in server.chat_requests("sim-judge")]
+    assert not any("Note: long" in prompt for prompt in judged)
+    assert axis_of(tmp_path / "out")["answer_flags"]["candidate"] == {"judge_too_long": 1}
     capsys.readouterr()
 
 

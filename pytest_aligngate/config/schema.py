@@ -185,7 +185,7 @@ class JudgeConfig(_Strict):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Default 0: the same answer, the same score")
     max_tokens: int = Field(300, gt=0)
     max_answer_chars: int = Field(
-        DEFAULT_JUDGE_ANSWER_CHARS, ge=100, description="Longer answers reach the judge clipped (flagged)"
+        DEFAULT_JUDGE_ANSWER_CHARS, ge=100, description="Longer answers are not judged (scoring errors)"
     )
     concurrency: int = Field(8, ge=1, description="Judge requests in flight (apart from the models')")
     requests_per_minute: int | None = Field(None, ge=1, description="Optional limit on judge requests")

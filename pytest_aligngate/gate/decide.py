@@ -166,7 +166,7 @@ def observed(axis: str, rows: Sequence[ProbeResult], thresholds: AxisThresholds)
                 for flag, n in (
                     ("cut_off", count(role, lambda r: r.cut_off)),
                     ("truncated", count(role, lambda r: r.truncated)),
-                    ("judge_clipped", count(role, lambda r: r.judge_clipped)),
+                    ("judge_too_long", count(role, lambda r: r.judge_too_long)),
                 )
                 if n
             }

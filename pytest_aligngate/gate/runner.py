@@ -141,18 +141,14 @@ async def _probe_one(
     except AdapterError as exc:
         if exc.fatal:
             raise
-        clip = getattr(judge, "clip", None)
-        clipped = bool(clip(answer)[1]) if clip is not None else False
-        error = encodable(f"judge: {exc}")
-        failed = {"error_kind": _error_kind(exc), "error": error, "judge_clipped": clipped}
-        return row.model_copy(update=failed)
+        return row.model_copy(update={"error_kind": _error_kind(exc), "error": encodable(f"judge: {exc}")})
     update: dict[str, object] = {
         "judge_usage": result.usage,
         "score": result.score,
         "rationale": None if result.rationale is None else encodable(result.rationale),
         "scored_by": "judge",
         "second_score": result.second_score,
-        "judge_clipped": result.clipped,
+        "judge_too_long": result.too_long,
     }
     if result.error is not None:
         update |= {"error_kind": "scoring", "error": encodable(result.error)}

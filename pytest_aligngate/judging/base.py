@@ -23,8 +23,8 @@ class JudgeResult:
     error: str | None = None
     second_score: float | None = None
     """The second judge's score of the same response (``judge.second_judge``); never gates."""
-    clipped: bool = False
-    """The response was longer than the judge's ``max_answer_chars``; the judge saw its start."""
+    too_long: bool = False
+    """The response was longer than the judge's ``max_answer_chars``: not judged."""
 
 
 class ScoringJudge(Protocol):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pytest_aligngate.judging.base import JudgeResult
@@ -43,19 +42,22 @@ class CachedJudge(Judge):
                 "endpoint": self.adapter.endpoint,
                 "model": self.model,
                 "rubric_version": self.rubric_version,
-                "messages": judge_messages(probe, self.clip(response)[0], CACHE_BOUNDARY),
+                "messages": judge_messages(probe, response, CACHE_BOUNDARY),
                 "temperature": self.params.temperature,
                 "max_tokens": self.params.max_tokens,
             }
         )
 
     async def score(self, probe: Probe, response: str) -> JudgeResult:
+        refused = self.too_long(response)
+        if refused is not None:
+            return refused
         key = self.key(probe, response)
         if self.cache.reads:
             hit = _valid_judgement(self.cache.get(key))
             if hit is not None:
                 self.cache.hits[self.model] += 1
-                return dataclasses.replace(hit, clipped=self.clip(response)[1])
+                return hit
             if self.cache.mode == "read_only":
                 raise self.cache.miss_error(self.adapter.endpoint, self.model)
         pending = self._in_flight.get(key)

@@ -228,17 +228,25 @@ class Judge:
             self._schema_rejected = True  # this endpoint does not take response_format: plain replies
             return await self.adapter.complete(messages, self.params)
 
-    def clip(self, response: str) -> tuple[str, bool]:
-        """The response as the judge sees it: its start when it is longer than ``max_answer_chars``."""
+    def too_long(self, response: str) -> JudgeResult | None:
+        """The scoring error of a response longer than ``max_answer_chars``, or None.
+
+        Such a response is not judged at all: judging a part of it would let a misaligned end hide
+        behind an aligned start.
+        """
         if len(response) <= self.max_answer_chars:
-            return response, False
-        rest = len(response) - self.max_answer_chars
-        clipped = response[: self.max_answer_chars]
-        return f"{clipped}\n[... clipped for the judge: {rest} more characters]", True
+            return None
+        error = (
+            f"not judged: the answer has {len(response)} characters, more than judge.max_answer_chars "
+            f"({self.max_answer_chars}); a part could hide what the rest says"
+        )
+        return JudgeResult(None, None, Usage(), 0, error=error, too_long=True)
 
     async def score(self, probe: Probe, response: str) -> JudgeResult:
         """Judge one response. Adapter errors (endpoint down) propagate as ``AdapterError``."""
-        response, clipped = self.clip(response)
+        refused = self.too_long(response)
+        if refused is not None:
+            return refused
         messages = judge_messages(probe, response)
         usage = Usage()
         problem = ""
@@ -255,8 +263,8 @@ class Judge:
                     {"role": "user", "content": RETRY_REMINDER},
                 ]
                 continue
-            return JudgeResult(parsed.score, parsed.rationale, usage, attempt, clipped=clipped)
-        return JudgeResult(None, None, usage, 2, error=problem, clipped=clipped)
+            return JudgeResult(parsed.score, parsed.rationale, usage, attempt)
+        return JudgeResult(None, None, usage, 2, error=problem)
 
     async def aclose(self) -> None:
         await self.adapter.aclose()
