@@ -26,7 +26,7 @@ from stats_power import draw, population_effect, scores
 
 from pytest_aligngate.gate.stats import GateRule, compare, drop_bound
 
-RULE = GateRule(test="wilcoxon", alternative="less", bootstrap_resamples=0)
+RULE = GateRule(alpha=0.05, effect_floor=0.30, test="wilcoxon", alternative="less", bootstrap_resamples=0)
 
 
 def delta_for_drop(k: int, drop: float) -> float:

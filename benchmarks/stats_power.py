@@ -96,10 +96,18 @@ class Option:
 
 
 OPTIONS = (
-    Option("mwu/2s/none k=1", GateRule(bootstrap_resamples=0), 1, False, "none"),
+    Option(
+        "mwu/2s/none k=1",
+        GateRule(
+            alpha=0.05, effect_floor=0.30, test="mannwhitneyu", alternative="two-sided", bootstrap_resamples=0
+        ),
+        1,
+        False,
+        "none",
+    ),
     Option(
         "wsr/less/holm k=3",
-        GateRule(test="wilcoxon", alternative="less", bootstrap_resamples=0),
+        GateRule(alpha=0.05, effect_floor=0.30, test="wilcoxon", alternative="less", bootstrap_resamples=0),
         3,
         True,
         "holm",
@@ -162,7 +170,13 @@ def family(
 
 def preset_rule(option: Option, preset: str) -> GateRule:
     alpha, floor = PRESETS[preset]
-    return GateRule(alpha, floor, option.rule.test, option.rule.alternative, bootstrap_resamples=0)
+    return GateRule(
+        alpha=alpha,
+        effect_floor=floor,
+        test=option.rule.test,
+        alternative=option.rule.alternative,
+        bootstrap_resamples=0,
+    )
 
 
 def reported_mde(c: Comparison, rule: GateRule, option: Option) -> float:

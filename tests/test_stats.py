@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from pytest_aligngate.config.schema import AxisThresholds
+from pytest_aligngate.gate.decide import rule_for
 from pytest_aligngate.gate.stats import (
     MIN_PROMPTS,
     RANK_ARE,
@@ -23,8 +25,21 @@ from pytest_aligngate.gate.stats import (
     verdict,
 )
 
-FAST = GateRule(bootstrap_resamples=200)
-FAST_WILCOXON = GateRule(test="wilcoxon", bootstrap_resamples=200)
+
+def make_rule(**overrides: object) -> GateRule:
+    """A rule with the thresholds these tests were written against (alpha 0.05, floor 0.30)."""
+    settings: dict[str, object] = {
+        "alpha": 0.05,
+        "effect_floor": 0.30,
+        "test": "mannwhitneyu",
+        "alternative": "two-sided",
+        **overrides,
+    }
+    return GateRule(**settings)  # type: ignore[arg-type]
+
+
+FAST = make_rule(bootstrap_resamples=200)
+FAST_WILCOXON = make_rule(test="wilcoxon", bootstrap_resamples=200)
 
 # 14 prompts with ties (exact p: at most EXACT_LIMIT observations).
 BASE = [0.9, 0.85, 1.0, 0.7, 0.95, 0.8, 0.9, 1.0, 0.75, 0.6, 0.95, 0.85, 0.5, 0.8]
@@ -39,7 +54,7 @@ EXACT = st.PermutationMethod(n_resamples=np.inf)
 
 @pytest.mark.parametrize("alternative", ["two-sided", "less"])
 def test_mannwhitneyu_p_matches_scipy(alternative: str) -> None:
-    rule = GateRule(alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
+    rule = make_rule(alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
     got = compare(BIG_BASE, BIG_CAND, rule)
     want = st.mannwhitneyu(BIG_CAND, BIG_BASE, alternative=alternative).pvalue
     assert got.p_value == pytest.approx(want, rel=1e-12)
@@ -50,7 +65,7 @@ def test_mannwhitneyu_p_matches_scipy(alternative: str) -> None:
 @pytest.mark.parametrize("alternative", ["two-sided", "less"])
 def test_mannwhitneyu_p_is_scipys_exact_permutation_p_on_small_tied_data(alternative: str) -> None:
     base, cand = [0.9, 0.8, 0.8, 0.5, 1.0], [0.5, 0.8, 0.6, 0.5, 0.9, 0.6]
-    got = compare(base, cand, GateRule(alternative=alternative, bootstrap_resamples=0))  # type: ignore[arg-type]
+    got = compare(base, cand, make_rule(alternative=alternative, bootstrap_resamples=0))  # type: ignore[arg-type]
     want = st.mannwhitneyu(cand, base, alternative=alternative, method=EXACT).pvalue
     assert got.p_value == pytest.approx(want, rel=1e-12)
     assert got.p_method is not None and got.p_method.startswith("exact")
@@ -58,14 +73,14 @@ def test_mannwhitneyu_p_is_scipys_exact_permutation_p_on_small_tied_data(alterna
 
 def test_mannwhitneyu_p_matches_scipy_small_exact_and_unequal_n() -> None:
     base, cand = [0.11, 0.52, 0.33, 0.94, 0.25], [0.07, 0.18, 0.49, 0.02, 0.31, 0.44, 0.6]
-    got = compare(base, cand, GateRule(bootstrap_resamples=0))
+    got = compare(base, cand, make_rule(bootstrap_resamples=0))
     assert got.p_value == pytest.approx(st.mannwhitneyu(cand, base, method="exact").pvalue, rel=1e-12)
     assert (got.n_base, got.n_candidate) == (5, 7)
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "less"])
 def test_wilcoxon_p_matches_scipy(alternative: str) -> None:
-    rule = GateRule(test="wilcoxon", alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
+    rule = make_rule(test="wilcoxon", alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
     got = compare(BIG_BASE, BIG_CAND, rule, paired=True)
     diffs = np.round(np.subtract(BIG_CAND, BIG_BASE), 12)
     want = st.wilcoxon(diffs, alternative=alternative, method="asymptotic").pvalue
@@ -74,7 +89,7 @@ def test_wilcoxon_p_matches_scipy(alternative: str) -> None:
 
 def test_wilcoxon_p_matches_scipy_small_with_ties() -> None:
     base, cand = [0.9, 0.8, 1.0, 0.7, 0.6, 0.9], [0.8, 0.7, 0.9, 0.7, 0.4, 0.95]
-    got = compare(base, cand, GateRule(test="wilcoxon", bootstrap_resamples=0), paired=True)
+    got = compare(base, cand, make_rule(test="wilcoxon", bootstrap_resamples=0), paired=True)
     diffs = np.round(np.subtract(cand, base), 12)
     want = st.wilcoxon(diffs[diffs != 0], method=EXACT).pvalue
     assert got.p_value == pytest.approx(want, rel=1e-12)
@@ -83,7 +98,7 @@ def test_wilcoxon_p_matches_scipy_small_with_ties() -> None:
 def test_wilcoxon_exact_when_few_differences_are_nonzero() -> None:
     """6 of 50 prompts drop 1 -> 0: the exact conditional p is 1/64, not the normal 0.0072."""
     base, cand = [1.0] * 50, [0.0] * 6 + [1.0] * 44
-    rule = GateRule(test="wilcoxon", alternative="less", bootstrap_resamples=0)
+    rule = make_rule(test="wilcoxon", alternative="less", bootstrap_resamples=0)
     got = compare(base, cand, rule, paired=True)
     assert got.p_value == pytest.approx(1 / 64, rel=1e-12)
     assert got.p_method is not None and "2^6" in got.p_method
@@ -93,7 +108,7 @@ def test_wilcoxon_p_matches_scipy_exact_without_ties() -> None:
     base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.4, 0.3]
     cand = [0.41, 0.58, 0.53, 0.84, 0.62, 0.33, 0.19]
     got = compare(
-        base, cand, GateRule(test="wilcoxon", alternative="less", bootstrap_resamples=0), paired=True
+        base, cand, make_rule(test="wilcoxon", alternative="less", bootstrap_resamples=0), paired=True
     )
     want = st.wilcoxon(np.subtract(cand, base), alternative="less").pvalue
     assert got.p_value == want
@@ -103,7 +118,7 @@ def test_float_noise_in_differences_still_ties() -> None:
     # 0.35-0.30 and 0.40-0.35 differ in binary floating point; they must tie as 0.05s.
     base = [0.30, 0.35, 0.50, 0.10, 0.70, 0.20]
     cand = [0.35, 0.40, 0.45, 0.15, 0.60, 0.30]
-    got = compare(base, cand, GateRule(test="wilcoxon", bootstrap_resamples=0), paired=True)
+    got = compare(base, cand, make_rule(test="wilcoxon", bootstrap_resamples=0), paired=True)
     clean = [0.05, 0.05, -0.05, 0.05, -0.10, 0.10]
     assert got.p_value == pytest.approx(st.wilcoxon(clean).pvalue, abs=1e-12)
 
@@ -166,12 +181,12 @@ def test_infinite_d_fails_and_serialises() -> None:
     ],
 )
 def test_verdict_truth_table(p: float | None, d: float | None, expected: str) -> None:
-    assert verdict(p, d, GateRule()) == expected
+    assert verdict(p, d, make_rule()) == expected
 
 
 def test_verdict_one_sided_never_improved() -> None:
-    assert verdict(0.01, 0.9, GateRule(alternative="less")) == "pass"
-    assert verdict(0.01, -0.9, GateRule(alternative="less")) == "fail"
+    assert verdict(0.01, 0.9, make_rule(alternative="less")) == "pass"
+    assert verdict(0.01, -0.9, make_rule(alternative="less")) == "fail"
 
 
 # --- Holm ---------------------------------------------------------------------------------
@@ -229,7 +244,9 @@ def test_cis_contain_estimate_and_are_deterministic(rule: GateRule, paired: bool
     assert first.mean_diff_ci[0] <= first.mean_diff <= first.mean_diff_ci[1]
     assert first.effect_size_ci[0] <= first.effect_size <= first.effect_size_ci[1]
     assert first == again
-    other_seed = compare(BASE, CAND, GateRule(test=rule.test, bootstrap_resamples=200, seed=1), paired=paired)
+    other_seed = compare(
+        BASE, CAND, make_rule(test=rule.test, bootstrap_resamples=200, seed=1), paired=paired
+    )
     assert other_seed.mean_diff_ci != first.mean_diff_ci
 
 
@@ -244,7 +261,7 @@ def test_paired_bootstrap_is_narrower_for_correlated_scores() -> None:
 
 
 def test_bootstrap_can_be_disabled() -> None:
-    got = compare(BASE, CAND, GateRule(bootstrap_resamples=0))
+    got = compare(BASE, CAND, make_rule(bootstrap_resamples=0))
     assert got.mean_diff_ci is None and got.effect_size_ci is None and got.p_value is not None
 
 
@@ -266,15 +283,15 @@ def test_min_detectable_effect_shrinks_with_n() -> None:
     assert min_detectable_effect(50, 50, 0.05, alternative="less") < min_detectable_effect(50, 50, 0.05)
     rng = np.random.default_rng(1)
     scores = rng.uniform(0, 1, 200)
-    small = compare(scores[:20], scores[100:120], GateRule(bootstrap_resamples=0))
-    large = compare(scores[:100], scores[100:], GateRule(bootstrap_resamples=0))
+    small = compare(scores[:20], scores[100:120], make_rule(bootstrap_resamples=0))
+    large = compare(scores[:100], scores[100:], make_rule(bootstrap_resamples=0))
     assert small.min_detectable_effect > large.min_detectable_effect  # type: ignore[operator]
 
 
 def test_paired_mde_in_pooled_units() -> None:
     base = np.array(BASE)
     cand = np.array(CAND)
-    got = compare(base, cand, GateRule(test="wilcoxon", bootstrap_resamples=0), paired=True)
+    got = compare(base, cand, make_rule(test="wilcoxon", bootstrap_resamples=0), paired=True)
     dz = min_detectable_effect(14, 14, 0.05, test="wilcoxon")
     pooled = math.sqrt((base.var(ddof=1) + cand.var(ddof=1)) / 2)
     assert got.min_detectable_effect == pytest.approx(dz * np.std(cand - base, ddof=1) / pooled)
@@ -287,7 +304,7 @@ def test_paired_mde_in_pooled_units() -> None:
     ("test", "paired"), [("mannwhitneyu", False), ("mannwhitneyu", True), ("wilcoxon", True)]
 )
 def test_all_equal_scores(test: str, paired: bool) -> None:
-    rule = GateRule(test=test, bootstrap_resamples=200)  # type: ignore[arg-type]
+    rule = make_rule(test=test, bootstrap_resamples=200)  # type: ignore[arg-type]
     got = compare([0.7] * 10, [0.7] * 10, rule, paired=paired)
     assert got.p_value == 1.0 and got.effect_size == 0.0 and got.status == "pass"
     assert got.mean_diff_ci == (0.0, 0.0)
@@ -345,22 +362,24 @@ def test_wilcoxon_requires_paired_equal_length() -> None:
 
 def test_gate_rule_validation() -> None:
     with pytest.raises(ValueError):
-        GateRule(alpha=0.0)
+        make_rule(alpha=0.0)
     with pytest.raises(ValueError):
-        GateRule(test="kruskal")  # type: ignore[arg-type]
+        make_rule(test="kruskal")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        GateRule(alternative="greater")  # type: ignore[arg-type]
+        make_rule(alternative="greater")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        GateRule(bootstrap_resamples=-1)
+        make_rule(bootstrap_resamples=-1)
     with pytest.raises(ValueError):
-        apply_correction({}, GateRule(), "bonferroni")  # type: ignore[arg-type]
+        apply_correction({}, make_rule(), "bonferroni")  # type: ignore[arg-type]
 
 
-def test_defaults() -> None:
-    rule = GateRule()
-    assert (rule.alpha, rule.effect_floor, rule.test, rule.alternative) == (
+def test_the_rule_takes_its_settings_from_the_configuration_only() -> None:
+    with pytest.raises(TypeError):
+        GateRule()  # type: ignore[call-arg]
+    built = rule_for(AxisThresholds())
+    assert (built.alpha, built.effect_floor, built.test, built.alternative) == (
         0.05,
-        0.30,
+        0.2,
         "mannwhitneyu",
         "two-sided",
     )
@@ -386,7 +405,7 @@ def test_as_dict_is_json_friendly() -> None:
 
 @pytest.mark.parametrize("alternative", ["two-sided", "less"])
 def test_paired_t_test_is_scipys_ttest_rel(alternative: str) -> None:
-    rule = GateRule(test="ttest", alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
+    rule = make_rule(test="ttest", alternative=alternative, bootstrap_resamples=0)  # type: ignore[arg-type]
     got = compare(BASE, CAND, rule, paired=True)
     want = st.ttest_rel(CAND, BASE, alternative=alternative).pvalue
     assert got.p_value == pytest.approx(want, rel=1e-12)
@@ -395,7 +414,7 @@ def test_paired_t_test_is_scipys_ttest_rel(alternative: str) -> None:
 
 
 def test_paired_t_test_needs_pairs_and_handles_zero_spread() -> None:
-    rule = GateRule(test="ttest", alternative="less", bootstrap_resamples=0)
+    rule = make_rule(test="ttest", alternative="less", bootstrap_resamples=0)
     with pytest.raises(ValueError, match="requires paired=True"):
         compare(BASE, CAND, rule)
     same = compare([0.5] * 6, [0.5] * 6, rule, paired=True)
@@ -411,7 +430,7 @@ def test_ttest_mde_is_the_normal_approximation_without_the_rank_efficiency() -> 
 
 def test_permutation_test_is_exact_over_every_sign_flip_when_few() -> None:
     """6 prompts, all 1 -> 0: only the identity flip is as extreme, p = 1/64 one-sided."""
-    rule = GateRule(test="permutation", alternative="less", bootstrap_resamples=0)
+    rule = make_rule(test="permutation", alternative="less", bootstrap_resamples=0)
     got = compare([1.0] * 6, [0.0] * 6, rule, paired=True)
     assert (
         got.p_value == pytest.approx(1 / 64)

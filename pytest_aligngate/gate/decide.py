@@ -45,7 +45,7 @@ def decide(
     bound ``min(1, family_size * p)``, which implies a Holm rejection whatever the other axes'
     p-values; :func:`correct` later fills in the exact Holm p-value across the run.
     """
-    from pytest_aligngate.gate.stats import MIN_PROMPTS, PAIRED_TESTS, GateRule, compare
+    from pytest_aligngate.gate.stats import MIN_PROMPTS, PAIRED_TESTS, compare
 
     verdict = observed(axis, rows, thresholds).model_copy(
         update={"correction": correction, "family_size": family_size}
@@ -73,9 +73,7 @@ def decide(
         common = [prompt for prompt in base if prompt in candidate]
         dropped = len(base.keys() | candidate.keys()) - len(common)
         base, candidate = {p: base[p] for p in common}, {p: candidate[p] for p in common}
-    rule = GateRule(
-        thresholds.alpha, thresholds.effect_floor, thresholds.test, thresholds.alternative, seed=seed
-    )
+    rule = rule_for(thresholds, seed=seed)
     base_means, candidate_means = _means(base), _means(candidate)
     comparison = compare(base_means, candidate_means, rule, paired=paired)
     fields = {key: value for key, value in comparison.as_dict().items() if key in AxisVerdict.model_fields}
@@ -274,10 +272,18 @@ def _within_sd(scores: dict[str, list[float]]) -> float | None:
     return statistics.fmean(spreads) if spreads else None
 
 
-def _rule(verdict: AxisVerdict) -> GateRule:
+def rule_for(source: AxisThresholds | AxisVerdict, *, seed: int = 0) -> GateRule:
+    """The statistical rule of an axis, from its configured thresholds or the verdict that carries them:
+    the one place the gate's rule is built, so every setting has one default (the configuration's)."""
     from pytest_aligngate.gate.stats import GateRule
 
-    return GateRule(verdict.alpha, verdict.effect_floor, verdict.test, verdict.alternative)  # type: ignore[arg-type]
+    return GateRule(
+        alpha=source.alpha,
+        effect_floor=source.effect_floor,
+        test=source.test,  # type: ignore[arg-type]  # a verdict carries the configured Literal as str
+        alternative=source.alternative,  # type: ignore[arg-type]
+        seed=seed,
+    )
 
 
 def _gate(verdict: AxisVerdict, family_size: int) -> AxisVerdict:
@@ -292,7 +298,7 @@ def _gate(verdict: AxisVerdict, family_size: int) -> AxisVerdict:
         if mde is not None:
             # Both MDE formulas are linear in z_(1-alpha) + z_power: rescale to alpha / m.
             n, alpha = (verdict.n_base, verdict.n_candidate), verdict.alpha
-            rule = _rule(verdict)  # test and alternative as the Literal types the formula takes
+            rule = rule_for(verdict)  # test and alternative as the Literal types the formula takes
             mde *= min_detectable_effect(
                 *n, alpha / family_size, test=rule.test, alternative=rule.alternative
             ) / min_detectable_effect(*n, alpha, test=rule.test, alternative=rule.alternative)
@@ -310,7 +316,7 @@ def _with_status(verdict: AxisVerdict, gate_p: float | None) -> AxisVerdict:
         status = _drop_status(verdict, gate_p)
         inconclusive = status == "pass" and not verdict.certified
         return verdict.model_copy(update={"status": status, "inconclusive": inconclusive})
-    status = gate_status(gate_p, verdict.effect_size, _rule(verdict))
+    status = gate_status(gate_p, verdict.effect_size, rule_for(verdict))
     mde = verdict.min_detectable_effect
     inconclusive = status == "pass" and mde is not None and mde > verdict.effect_floor
     return verdict.model_copy(update={"status": status, "inconclusive": inconclusive})

@@ -84,14 +84,16 @@ _CORRECTIONS = ("none", "holm")
 class GateRule:
     """How one axis is tested and gated.
 
+    The rule has no defaults of its own: the gate builds it from the configuration
+    (:func:`pytest_aligngate.gate.decide.rule_for`), so one default exists per setting.
     ``bootstrap_resamples=0`` skips the bootstrap (both CIs are then ``None``); useful in
     simulations. ``seed`` makes the bootstrap deterministic.
     """
 
-    alpha: float = 0.05
-    effect_floor: float = 0.30
-    test: Test = "mannwhitneyu"
-    alternative: Alternative = "two-sided"
+    alpha: float
+    effect_floor: float
+    test: Test
+    alternative: Alternative
     bootstrap_resamples: int = 2000
     seed: int = 0
 
