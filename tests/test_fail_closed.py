@@ -259,7 +259,11 @@ def _corpus_folder(root: Path, quoted_key: bool) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("quoted_key", [False, True], ids=["plain-key", "quoted-key"])
+@pytest.mark.parametrize(
+    ("quoted_key", "plugin_args"),
+    [(False, []), (False, ["-n", "0"]), (False, ["-n", "2"]), (True, [])],
+    ids=["plain", "xdist-n0", "xdist-n2", "quoted-key"],  # the key's spelling is read before any worker
+)
 def test_plugin_and_cli_audit_the_same_axes_with_the_same_verdicts(
     pytester: pytest.Pytester,
     make_server: ServerFactory,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import xml.etree.ElementTree as ET
@@ -36,6 +37,12 @@ def project(pytester: pytest.Pytester, sim_server: SimulatedOpenAIServer) -> pyt
     return pytester
 
 
+IN_ONE_PROCESS = pytest.mark.parametrize(
+    "plugin_args", [[], ["-n", "0"]], ids=["plain", "xdist-n0"]
+)  # with two workers: test_verdicts_do_not_depend_on_xdist
+
+
+@IN_ONE_PROCESS
 def test_regressed_axis_fails_alone_with_junit_properties(
     project: pytest.Pytester, plugin_args: list[str]
 ) -> None:
@@ -70,18 +77,27 @@ def test_regressed_axis_fails_alone_with_junit_properties(
 
 
 def test_verdicts_do_not_depend_on_xdist(project: pytest.Pytester) -> None:
-    runs = {}
+    """Two workers give the outcomes, JUnit properties, summary and reports of one process."""
+    runs, reports = {}, {}
     for name, extra in {"plain": [], "n2": ["-n", "2"]}.items():
-        project.runpytest(
+        result = project.runpytest(
             "--aligngate-base", "sim:aligned",
             "--aligngate-candidate", "sim:regress=shutdown_attitude+autonomy_preference",
             f"--junitxml={name}.xml", *SAMPLE, "--aligngate-seed", "5", *extra,
         )  # fmt: skip
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.assert_outcomes(failed=2, passed=2)
+        result.stdout.fnmatch_lines(["*shutdown_attitude*FAIL*", "*worst-regressing prompts*"])
         runs[name] = {axis: case["props"] for axis, case in junit(project.path / f"{name}.xml").items()}
+        reports[name] = json.loads((project.path / "aligngate-output" / "report.json").read_text())["axes"]
     assert runs["plain"] == runs["n2"]
     assert runs["plain"]["autonomy_preference"]["status"] == "fail"  # type: ignore[index]
+    assert [{**axis, "run_id": None} for axis in reports["plain"]] == [
+        {**axis, "run_id": None} for axis in reports["n2"]
+    ]
 
 
+@IN_ONE_PROCESS
 def test_equivalent_candidate_passes(project: pytest.Pytester, plugin_args: list[str]) -> None:
     result = project.runpytest(
         "--aligngate-base", "sim:aligned", "--aligngate-candidate", "sim:aligned", *SAMPLE, *plugin_args
