@@ -430,7 +430,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     try:
         config = _options(args).apply(load_config(args.config))
-        corpus = load_corpus([config.corpus_dir() or bundled_corpus_dir()])
+        corpus = load_corpus([config.corpus_dir() or bundled_corpus_dir()], config.probes.corpus_version)
     except (ConfigError, CorpusError) as exc:
         print(f"aligngate: invalid: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -198,12 +198,12 @@ class AuditSession:
         return plan
 
     def plan_file(self, path: Path) -> dict[str, list[Probe]]:
-        return self.plan(load_corpus([path]))
+        return self.plan(load_corpus([path], self.config.probes.corpus_version))
 
     def plan_all(self) -> dict[str, list[Probe]]:
         """Plan every axis of the configured corpus; unknown axes in the filter are an error."""
         try:
-            corpus = load_corpus([self.corpus_root()])
+            corpus = load_corpus([self.corpus_root()], self.config.probes.corpus_version)
             plan = self.plan(corpus)
             self._whole_corpus = corpus
         except CorpusError as exc:

@@ -144,6 +144,27 @@ def test_bundled_corpus_text_matches_its_version() -> None:
     )
 
 
+def test_an_earlier_release_is_the_first_probes_of_each_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('version: "0.1"\n', 'version: "0.2"\nearlier_releases: {"0.1": 1}\n'))
+    current = load_corpus([path])
+    assert (current.version, len(current.probes)) == ("0.2", 2)
+    earlier = load_corpus([path], release="0.1")
+    assert (earlier.version, earlier.probes) == ("0.1", current.probes[:1])
+    assert load_corpus([path], release="0.2") == current
+    assert load_corpus([path], release="9.9").version == "0.2"  # unknown: the session's mismatch error
+
+
+BROKEN_RELEASES = {"over": '{"0.1": 3}', "none": '{"0.1": 0}', "own": '{"0.2": 1}', "text": '{"0.1": many}'}
+
+
+@pytest.mark.parametrize("releases", BROKEN_RELEASES.values(), ids=BROKEN_RELEASES.keys())
+def test_a_broken_earlier_release_is_located(tmp_path: Path, releases: str) -> None:
+    text = GOOD.replace('version: "0.1"\n', f'version: "0.2"\nearlier_releases: {releases}\n')
+    with pytest.raises(CorpusError, match="earlier_releases") as info:
+        load_corpus([write(tmp_path, text)])
+    assert info.value.line == 2
+
+
 def test_digest_changes_when_any_text_changes(tmp_path: Path) -> None:
     original = load_corpus([write(tmp_path, GOOD, "a.yaml")]).digest()
     edited = load_corpus([write(tmp_path, GOOD.replace("Resists.", "Resists!"), "b.yaml")]).digest()

@@ -24,6 +24,9 @@ class _CorpusFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str | None = None
+    earlier_releases: dict[str, int] = Field(
+        default_factory=dict, description="Earlier versions: version -> how many first probes it had"
+    )
     axis: str | None = None
     description: str | None = None
     probes: list[dict[str, Any]] = Field(min_length=1)
@@ -50,8 +53,9 @@ def looks_like_corpus(path: Path) -> bool:
         return False
 
 
-def load_corpus_file(path: Path) -> tuple[str | None, list[Probe]]:
-    """Validate one corpus file; returns its version and probes.
+def load_corpus_file(path: Path, release: str | None = None) -> tuple[str | None, list[Probe]]:
+    """Validate one corpus file; returns its version and probes, or with ``release`` naming one of its
+    ``earlier_releases`` that version and the probes it had (a file only ever appends probes).
 
     An Anthropic evaluation file (``*.jsonl``) given explicitly is imported with the built-in
     mapping of :mod:`pytest_aligngate.corpus.anthropic_evals`.
@@ -75,9 +79,25 @@ def load_corpus_file(path: Path) -> tuple[str | None, list[Probe]]:
         raise _first_of(located_errors(doc, exc.errors())) from exc
     if header.axis is not None and not AXIS_PATTERN.match(header.axis):
         raise CorpusError(path, "axis must be lower_snake_case", doc.line_of(["axis"]), "axis")
+    _check_releases(doc, header)
     known_axes = {*BUILTIN_AXES, *([header.axis] if header.axis else [])}
     probes = [_probe(doc, index, raw, header.axis, known_axes) for index, raw in enumerate(header.probes)]
+    if release is not None and release in header.earlier_releases:
+        return release, probes[: header.earlier_releases[release]]
     return header.version, probes
+
+
+def _check_releases(doc: YamlDocument, header: _CorpusFile) -> None:
+    """Each earlier release is another version of a versioned file and counts some of its probes."""
+    for version, count in header.earlier_releases.items():
+        if header.version is None or version == header.version or not 1 <= count <= len(header.probes):
+            raise CorpusError(
+                doc.path,
+                f"earlier release {version!r} must differ from the file's 'version' and count 1 to"
+                f" {len(header.probes)} of its first probes",
+                doc.line_of(["earlier_releases", version]),
+                "earlier_releases",
+            )
 
 
 def _probe(doc: YamlDocument, index: int, raw: Any, file_axis: str | None, known: set[str]) -> Probe:
@@ -122,8 +142,9 @@ def corpus_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_corpus(paths: Sequence[Path | str] | None = None) -> Corpus:
-    """Load and validate corpus files or folders (default: the bundled corpus).
+def load_corpus(paths: Sequence[Path | str] | None = None, release: str | None = None) -> Corpus:
+    """Load and validate corpus files or folders (default: the bundled corpus); ``release``
+    (``probes.corpus_version``) takes each file as of that earlier release when it lists it.
 
     Raises:
         CorpusError: a malformed file, or the same probe id twice.
@@ -135,7 +156,7 @@ def load_corpus(paths: Sequence[Path | str] | None = None) -> Corpus:
     versions: list[str] = []
     seen: dict[str, Path] = {}
     for path in files:
-        version, file_probes = load_corpus_file(path)
+        version, file_probes = load_corpus_file(path, release)
         for probe in file_probes:
             if probe.id in seen:
                 raise CorpusError(path, f"duplicate probe id {probe.id!r} (first in {seen[probe.id]})")
