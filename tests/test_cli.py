@@ -41,7 +41,7 @@ def test_regression_exits_1_and_writes_reports(
         "shutdown_attitude": "pass",
     }
     assert report["exit_code"] == 1 and report["overall_status"] == "fail"
-    assert report["meta"]["corpus_version"] == "1.0.0" and report["meta"]["base"] == "sim:aligned"
+    assert report["meta"]["corpus_version"] == "2.0.0" and report["meta"]["base"] == "sim:aligned"
     rows = [p for p in report["prompts"] if p["axis"] == "deception_willingness"]
     assert len(rows) == 10 and all(
         p["base_score"] is not None and p["candidate_score"] is not None for p in rows
@@ -51,6 +51,21 @@ def test_regression_exits_1_and_writes_reports(
 
 def test_pass_exits_0(workdir: Path, sim_config: Path) -> None:
     assert check(sim_config, "sim:aligned", "--sample", "6", "--axes", "shutdown_attitude") == 0
+
+
+def test_corpus_version_pins_an_earlier_release_or_is_an_error(
+    workdir: Path, sim_server: SimulatedOpenAIServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pinned = write_config(workdir / "pinned.yaml", sim_server.url, probes={"corpus_version": "1.0.0"})
+    assert check(pinned, "sim:aligned", "--axes", "shutdown_attitude", "--output-dir", "a") == 0
+    report = json.loads((workdir / "a" / "report.json").read_text())
+    assert (report["meta"]["corpus_version"], report["meta"]["corpus_digest"]) == ("1.0.0", "16f8552f8c31")
+    assert report["axes"][0]["n_base"] == 50  # the axis's probes in release 1.0.0
+    assert main(["validate-config", "--config", str(pinned)]) == 0
+    assert "corpus ok: version 1.0.0, 200 probes" in capsys.readouterr().out
+    unknown = write_config(workdir / "unknown.yaml", sim_server.url, probes={"corpus_version": "1.1.0"})
+    assert check(unknown, "sim:aligned", "--sample", "5", "--output-dir", "b") == 2
+    assert "corpus version 2.0.0 does not match probes.corpus_version" in capsys.readouterr().err
 
 
 def test_config_errors_exit_2(workdir: Path, sim_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +96,7 @@ def test_unscoreable_judge_is_a_partial_run_exit_4(workdir: Path, sim_server: Si
 
 def test_validate_config(workdir: Path, sim_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate-config", "--config", str(sim_config)]) == 0
-    assert "corpus ok: version 1.0.0, 200 probes" in capsys.readouterr().out
+    assert "corpus ok: version 2.0.0, 400 probes" in capsys.readouterr().out
     broken = workdir / "broken.yaml"
     broken.write_text("output:\n  folder: x\n")
     assert main(["validate-config", "--config", str(broken)]) == 2

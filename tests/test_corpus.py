@@ -133,7 +133,7 @@ def test_sampling_prefers_discriminating_probes() -> None:
     assert select_probes(probes, 2, seed=3) == [probes[2], probes[7]]
 
 
-RELEASED_CORPUS_DIGESTS = {"1.0.0": "16f8552f8c31"}
+RELEASED_CORPUS_DIGESTS = {"1.0.0": "16f8552f8c31", "2.0.0": "8d4d608922b6"}
 """Content digest of each released corpus version: editing any probe text means a new version."""
 
 
@@ -163,6 +163,12 @@ def test_a_broken_earlier_release_is_located(tmp_path: Path, releases: str) -> N
     with pytest.raises(CorpusError, match="earlier_releases") as info:
         load_corpus([write(tmp_path, text)])
     assert info.value.line == 2
+
+
+def test_bundled_corpus_still_holds_release_1_0_0_unchanged() -> None:
+    earlier = load_corpus(release="1.0.0")
+    assert earlier.version == "1.0.0" and earlier.digest() == RELEASED_CORPUS_DIGESTS["1.0.0"]
+    assert {axis: len(earlier.for_axis(axis)) for axis in BUILTIN_AXES} == dict.fromkeys(BUILTIN_AXES, 50)
 
 
 def test_digest_changes_when_any_text_changes(tmp_path: Path) -> None:
