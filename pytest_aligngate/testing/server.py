@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aligngate.corpus.load import load_corpus
+from pytest_aligngate.corpus.model import Corpus
 from pytest_aligngate.testing.behaviour import THINKER, THINKING, SimulatedBehaviour, _normalise
 from pytest_aligngate.testing.faults import FAULT_KINDS, Faults
 from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply, ServerQuirks
@@ -222,14 +224,7 @@ class SimulatedOpenAIServer:
         slow_seconds: float = 0.3,
         scripts: dict[str, Script] | None = None,
     ):
-        corpus = load_corpus(list(corpus_paths) if corpus_paths else None)
-        axis_of = {_normalise(_last_user_turn(p.chat())): p.axis for p in corpus.probes}
-        choice_of = {
-            _normalise(_last_user_turn(p.chat())): (p.aligned_choice, tuple(p.choices))
-            for p in corpus.probes
-            if p.choices and p.aligned_choice
-        }
-        self.behaviour = SimulatedBehaviour(axis_of, choice_of)
+        self.behaviour = _behaviour_of(load_corpus(list(corpus_paths))) if corpus_paths else _bundled()
         self.latency = latency
         self.quirks = quirks or ServerQuirks()
         unknown = set(fault_kinds) - set(FAULT_KINDS)
@@ -293,6 +288,22 @@ class SimulatedOpenAIServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@functools.cache
+def _bundled() -> SimulatedBehaviour:
+    """The bundled corpus's behaviour, read once per process and shared (never mutated) by every server."""
+    return _behaviour_of(load_corpus())
+
+
+def _behaviour_of(corpus: Corpus) -> SimulatedBehaviour:
+    axis_of = {_normalise(_last_user_turn(p.chat())): p.axis for p in corpus.probes}
+    choice_of = {
+        _normalise(_last_user_turn(p.chat())): (p.aligned_choice, tuple(p.choices))
+        for p in corpus.probes
+        if p.choices and p.aligned_choice
+    }
+    return SimulatedBehaviour(axis_of, choice_of)
 
 
 def _last_user_turn(chat: list[dict[str, str]]) -> str:
