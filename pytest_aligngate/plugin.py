@@ -247,10 +247,21 @@ def aligngate_axis_rows(
     session = _session(request)
     try:
         return session.probe_axis(
-            item.axis, item.probe_ids, aligngate_base, aligngate_candidate, aligngate_judge
+            item.axis,
+            item.probe_ids,
+            aligngate_base,
+            aligngate_candidate,
+            aligngate_judge,
+            family_size=_family_size(item),
         )
     except session.AxisRunError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def _family_size(item: pytest.Item) -> int:
+    """The axes of this run. Holm needs every axis's p-value; an item sees only its own, so with
+    holm it gates on the Bonferroni bound m * p (m = axes in this run), which implies a Holm rejection."""
+    return sum(isinstance(other, AxisItem) for other in item.session.items)
 
 
 @pytest.fixture
@@ -265,10 +276,7 @@ def aligngate_axis_verdict(
     """
     item = request.node
     session = _session(request)
-    # Holm needs every axis's p-value; an item sees only its own, so with holm it gates on the
-    # Bonferroni bound m * p (m = axes in this run), which implies a Holm rejection.
-    family_size = sum(isinstance(other, AxisItem) for other in item.session.items)
-    verdict = session.decide(item.axis, aligngate_axis_rows, family_size=family_size)
+    verdict = session.decide(item.axis, aligngate_axis_rows, family_size=_family_size(item))
     item.user_properties.extend(session.properties(verdict))
     if verdict.status == "error":
         pytest.fail(verdict.error or "error", pytrace=False)

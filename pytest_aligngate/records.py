@@ -176,6 +176,19 @@ class AxisVerdict(BaseModel):
     prompts_to_certify: int | None = None
     """Prompts expected to certify at the observed drop and spread (None: the drop reaches max_drop)."""
     holm_only_fail: bool = False
+    stage: int | None = None
+    """``probes.sequential``: the look that decided the axis (1 or 2), of ``stages``."""
+    stages: int | None = None
+    """Looks the axis's design has (1 when it has too few prompts for two)."""
+    planned_prompts: int | None = None
+    """Prompts planned for the axis; ``n_prompts`` of them were asked by the deciding look."""
+    nominal_alpha: float | None = None
+    """The deciding look's O'Brien-Fleming level that ``p_value`` had to fall below to fail (at
+    ``alpha / family_size`` with holm), as the axis was decided on its own."""
+    certify_alpha: float | None = None
+    """With ``max_drop``: the look's level at ``alpha``; ``drop_upper_bound`` is its ``1 - level`` bound."""
+    p_sequential: float | None = None
+    """``p_value`` as an overall level of the design (``stats.sequential_p``); holm and the gate use it."""
     samples_per_prompt: int = 1
     base_samples_per_prompt: int = 1
     """The base's samples per prompt (``probes.base_samples_per_prompt``; else as the candidate's)."""

@@ -30,6 +30,7 @@ from pytest_aligngate.errors import (
 )
 from pytest_aligngate.gate.decide import api_error_verdict, correct, decide, with_flips
 from pytest_aligngate.gate.runner import AxisStopped, ProgressCallback, run_axis
+from pytest_aligngate.gate.sequential import Look, look_of, settled, split
 from pytest_aligngate.judging.base import ScoringJudge
 from pytest_aligngate.judging.cached import CachedJudge
 from pytest_aligngate.judging.drift import DriftReport, judge_drift_verdict
@@ -101,6 +102,7 @@ class AuditSession:
         self.output_dir = output_dir
         self.started_at = _now()
         self._probes: dict[str, Probe] = {}
+        self._planned: dict[str, list[str]] = {}
         self._corpus_files: list[Path] = []
         self._cache: ResponseCache | None = None
         self._budget: Budget | None = None
@@ -194,6 +196,7 @@ class AuditSession:
                 continue
             chosen = select_probes(corpus.for_axis(axis), self.config.probes.sample, self.config.probes.seed)
             self._probes.update((probe.id, probe) for probe in chosen)
+            self._planned[axis] = [probe.id for probe in chosen]
             plan[axis] = chosen
         return plan
 
@@ -283,8 +286,11 @@ class AuditSession:
         candidate: ModelAdapter,
         judge: ScoringJudge,
         on_row: ProgressCallback | None = None,
+        *,
+        family_size: int = 1,
     ) -> list[ProbeResult]:
-        """Probe one axis to completion (its own event loop) and keep its rows on disk.
+        """Probe one axis to completion (its own event loop) and keep its rows on disk;
+        ``family_size`` (the run's axes) serves the first look of ``probes.sequential``.
 
         Raises:
             AxisRunError: an endpoint failed for good; the axis's error verdict is written.
@@ -294,7 +300,7 @@ class AuditSession:
         async def run() -> list[ProbeResult]:
             try:
                 await self.preflight(base, candidate, judge)
-                return await self._run_axis(probes, base, candidate, judge, on_row)
+                return await self._run_axis(axis, probes, base, candidate, judge, on_row, family_size)
             finally:
                 await asyncio.gather(base.aclose(), candidate.aclose(), judge.aclose())
 
@@ -307,6 +313,35 @@ class AuditSession:
         return rows
 
     async def _run_axis(
+        self,
+        axis: str,
+        probes: Sequence[Probe],
+        base: ModelAdapter,
+        candidate: ModelAdapter,
+        judge: ScoringJudge,
+        on_row: ProgressCallback | None,
+        family_size: int,
+    ) -> list[ProbeResult]:
+        """Ask both models an axis's probes as configured and judge the answers: all at once, or with
+        ``probes.sequential`` the first stage, then the second only when the first look did not settle
+        the axis (:func:`pytest_aligngate.gate.sequential.settled`).
+
+        Raises:
+            AxisStopped: an endpoint failed for good; it carries the rows of both stages answered.
+        """
+        stages = split(probes, self.config.probes.seed, axis) if self.config.probes.sequential else None
+        if stages is None:
+            return await self._ask(probes, base, candidate, judge, on_row)
+        first, rest = stages
+        rows = await self._ask(first, base, candidate, judge, on_row)
+        if settled(self._verdict(axis, rows, family_size)):
+            return rows
+        try:
+            return rows + await self._ask(rest, base, candidate, judge, on_row)
+        except AxisStopped as exc:
+            raise AxisStopped(exc, rows + exc.rows) from exc
+
+    async def _ask(
         self,
         probes: Sequence[Probe],
         base: ModelAdapter,
@@ -333,15 +368,15 @@ class AuditSession:
         """Probe every planned axis concurrently with shared adapters (the CLI path)."""
         base, candidate, judge = self.base_adapter(), self.candidate_adapter(), self.judge()
 
-        async def one(probes: list[Probe]) -> list[ProbeResult] | AdapterError:
+        async def one(axis: str, probes: list[Probe]) -> list[ProbeResult] | AdapterError:
             try:
-                return await self._run_axis(probes, base, candidate, judge, on_row)
+                return await self._run_axis(axis, probes, base, candidate, judge, on_row, len(plan))
             except AdapterError as exc:
                 return exc
 
         try:
             await self.preflight(base, candidate, judge)
-            results = await asyncio.gather(*(one(probes) for probes in plan.values()))
+            results = await asyncio.gather(*(one(axis, probes) for axis, probes in plan.items()))
         except AdapterError as exc:  # before any probe: every axis stops on it
             results = [exc] * len(plan)
         finally:
@@ -373,7 +408,14 @@ class AuditSession:
         return probes.samples_per_prompt + (probes.base_samples_per_prompt or probes.samples_per_prompt)
 
     def decide(self, axis: str, rows: Sequence[ProbeResult], *, family_size: int = 1) -> AxisVerdict:
-        """Decide one axis; ``family_size`` is the number of axes in the run (the Holm family)."""
+        """Decide one axis and write its verdict; ``family_size`` is the number of axes in the run
+        (the Holm family)."""
+        verdict = self._verdict(axis, rows, family_size)
+        self._write_verdict(verdict)
+        return verdict
+
+    def _verdict(self, axis: str, rows: Sequence[ProbeResult], family_size: int) -> AxisVerdict:
+        """One axis decided on its rows (at the look they are, with ``probes.sequential``)."""
         thresholds = self.config.thresholds
         verdict = decide(
             axis,
@@ -382,12 +424,17 @@ class AuditSession:
             seed=self.config.probes.seed,
             correction=thresholds.correction,
             family_size=family_size,
+            look=self._look(axis, rows),
         )
         verdict = with_flips(verdict, rows, thresholds.flip_cut)
         verdict = with_judge_agreement(verdict, rows, thresholds.flip_cut)
-        verdict = judge_drift_verdict(verdict, self.drift_report())
-        self._write_verdict(verdict)
-        return verdict
+        return judge_drift_verdict(verdict, self.drift_report())
+
+    def _look(self, axis: str, rows: Sequence[ProbeResult]) -> Look | None:
+        """The look of the axis's design its rows are (``probes.sequential``), else None."""
+        if not self.config.probes.sequential:
+            return None
+        return look_of(self._planned[axis], rows, self.config.probes.seed, axis)
 
     async def preflight(self, base: ModelAdapter, candidate: ModelAdapter, judge: object) -> None:
         """Before the first probe: the model ids are ones their servers list, and the judge's drift check."""

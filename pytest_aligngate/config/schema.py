@@ -250,6 +250,14 @@ class ProbesConfig(_Strict):
             "through the cache by every candidate run. Use test: ttest or permutation with it"
         ),
     )
+    sequential: bool = Field(
+        False,
+        description=(
+            "Two stages per axis: ask half the prompts (a seeded half), decide at O'Brien-Fleming "
+            "bounds; ask the rest only when the axis neither failed nor was certified (max_drop) or "
+            "passed conclusively. Axes under 10 prompts run one stage"
+        ),
+    )
 
 
 class GateThresholds(_Strict):

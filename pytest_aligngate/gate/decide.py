@@ -15,6 +15,7 @@ from pytest_aligngate.reports.model import pair_rows
 if TYPE_CHECKING:
     from fractions import Fraction
 
+    from pytest_aligngate.gate.sequential import Look
     from pytest_aligngate.gate.stats import GateRule
 
 
@@ -36,6 +37,7 @@ def decide(
     seed: int = 0,
     correction: Literal["none", "holm"] = "none",
     family_size: int = 1,
+    look: Look | None = None,
 ) -> AxisVerdict:
     """Compare base and candidate scores of one axis and apply the gate rule.
 
@@ -44,11 +46,15 @@ def decide(
     only (``prompts_dropped``). With ``correction="holm"`` the axis is gated on the Bonferroni
     bound ``min(1, family_size * p)``, which implies a Holm rejection whatever the other axes'
     p-values; :func:`correct` later fills in the exact Holm p-value across the run.
+
+    With a ``look`` (``probes.sequential``) the axis is decided at that look's O'Brien-Fleming levels:
+    its p-value becomes the design's overall p (``p_sequential``), and the drop's bound is taken at the
+    look's level (:func:`_look_fields`).
     """
     from pytest_aligngate.gate.stats import MIN_PROMPTS, PAIRED_TESTS, compare
 
     verdict = observed(axis, rows, thresholds).model_copy(
-        update={"correction": correction, "family_size": family_size}
+        update={"correction": correction, "family_size": family_size, **_look_fields(thresholds, look)}
     )
     unpaid = sum(1 for row in rows if row.error_kind == "budget")
     if unpaid:
@@ -87,6 +93,12 @@ def decide(
             "within_sd_candidate": _within_sd(candidate),
         }
     )
+    if look is not None and verdict.p_value is not None:
+        from pytest_aligngate.gate.stats import sequential_p
+
+        alternative = rule_for(thresholds).alternative
+        p_overall = sequential_p(verdict.p_value, look.stage, look.fractions, alternative)
+        verdict = verdict.model_copy(update={"p_sequential": p_overall})
     if verdict.n_base < MIN_PROMPTS or verdict.n_candidate < MIN_PROMPTS:
         return verdict.model_copy(
             update={
@@ -95,15 +107,32 @@ def decide(
                 "error": (
                     f"too few prompts to decide: {verdict.n_base} scored for the base and "
                     f"{verdict.n_candidate} for the candidate; the gate needs at least {MIN_PROMPTS} "
-                    "per model"
-                    + (" (paired by prompt id)" if paired else "")
+                    "per model" + (" (paired by prompt id)" if paired else "")
                 ),
             }
         )
     if thresholds.max_drop is not None:
-        drop = _drop_fields(base_means, candidate_means, thresholds.max_drop, thresholds.alpha, paired)
+        level = thresholds.alpha if verdict.certify_alpha is None else verdict.certify_alpha
+        drop = _drop_fields(base_means, candidate_means, thresholds.max_drop, level, paired)
         verdict = verdict.model_copy(update=drop)
-    return _gate(verdict, family_size)
+    return _gate(verdict, family_size, look)
+
+
+def _look_fields(thresholds: AxisThresholds, look: Look | None) -> dict[str, object]:
+    """The verdict's design fields at ``look``, with the certification's level (the look's
+    O'Brien-Fleming level at alpha); the fail test's level is set by :func:`_gate`."""
+    from pytest_aligngate.gate.stats import obrien_fleming
+
+    if look is None:
+        return {}
+    index = look.stage - 1
+    certify = obrien_fleming(thresholds.alpha, look.fractions)[index]
+    return {
+        "stage": look.stage,
+        "stages": len(look.fractions),
+        "planned_prompts": look.planned_prompts,
+        "certify_alpha": certify if thresholds.max_drop is not None else None,
+    }
 
 
 def _drop_fields(
@@ -286,24 +315,34 @@ def rule_for(source: AxisThresholds | AxisVerdict, *, seed: int = 0) -> GateRule
     )
 
 
-def _gate(verdict: AxisVerdict, family_size: int) -> AxisVerdict:
-    """Status from the p-value the correction allows at decision time, MDE at that level, inconclusive."""
-    from pytest_aligngate.gate.stats import min_detectable_effect
+def _gate(verdict: AxisVerdict, family_size: int, look: Look | None) -> AxisVerdict:
+    """Status from the p-value the correction allows at decision time, MDE at that level, inconclusive.
 
-    p, mde = verdict.p_value, verdict.min_detectable_effect
+    The level a raw p-value must fall below is ``alpha``, ``alpha / m`` with holm (the Bonferroni
+    share), and at a ``look`` that share's O'Brien-Fleming level; the gate compares the design's p
+    (``p_sequential``) with the share instead, which is the same decision.
+    """
+    from pytest_aligngate.gate.stats import min_detectable_effect, obrien_fleming
+
+    p = verdict.p_value if look is None else verdict.p_sequential
+    mde = verdict.min_detectable_effect
+    rule = rule_for(verdict)  # test and alternative as the Literal types the formulas take
+    level = verdict.alpha / family_size if verdict.correction == "holm" else verdict.alpha
     update: dict[str, object] = {}
+    if look is not None:
+        levels = obrien_fleming(level, look.fractions, rule.alternative)
+        level = update["nominal_alpha"] = levels[look.stage - 1]
     if verdict.correction == "holm":
         gate_p = None if p is None else min(1.0, family_size * p)
         update["p_bound"] = gate_p
-        if mde is not None:
-            # Both MDE formulas are linear in z_(1-alpha) + z_power: rescale to alpha / m.
-            n, alpha = (verdict.n_base, verdict.n_candidate), verdict.alpha
-            rule = rule_for(verdict)  # test and alternative as the Literal types the formula takes
-            mde *= min_detectable_effect(
-                *n, alpha / family_size, test=rule.test, alternative=rule.alternative
-            ) / min_detectable_effect(*n, alpha, test=rule.test, alternative=rule.alternative)
     else:
         gate_p = update["p_adjusted"] = p
+    if mde is not None and level != verdict.alpha:
+        # Both MDE formulas are linear in z_(1-alpha) + z_power: rescale to the level.
+        n = (verdict.n_base, verdict.n_candidate)
+        mde *= min_detectable_effect(
+            *n, level, test=rule.test, alternative=rule.alternative
+        ) / min_detectable_effect(*n, verdict.alpha, test=rule.test, alternative=rule.alternative)
     update["min_detectable_effect"] = mde
     return _with_status(verdict.model_copy(update=update), gate_p)
 
@@ -337,13 +376,19 @@ def _drop_status(verdict: AxisVerdict, gate_p: float | None) -> AxisStatus:
 def correct(verdicts: Sequence[AxisVerdict]) -> list[AxisVerdict]:
     """Apply Holm across the axes of one run to verdicts decided with ``correction="holm"``.
 
-    Axes without a p-value (insufficient, error) are not in the family. The status is recomputed
+    Axes without a p-value (insufficient, error) are not in the family; a sequential axis takes part
+    with its design's p (``p_sequential``), which Holm may use as any valid p-value (an earlier look is
+    not tested again at the larger level, which only leaves rejections out). The status is recomputed
     from the Holm-adjusted p; an axis that Holm rejects but whose decision-time Bonferroni bound
     did not is marked ``holm_only_fail`` (its pytest item passed; the session fails at the end).
     """
     from pytest_aligngate.gate.stats import holm
 
-    family = {v.axis: v.p_value for v in verdicts if v.correction == "holm" and v.status != "error"}
+    family = {
+        v.axis: v.p_value if v.stage is None else v.p_sequential
+        for v in verdicts
+        if v.correction == "holm" and v.status != "error"
+    }
     adjusted = holm(family)
     out = []
     for v in verdicts:

@@ -35,10 +35,14 @@ Conventions and choices:
   :meth:`Comparison.as_dict` emits ``"inf"`` / ``"-inf"`` strings (and ``None`` for NaN) so the
   result stays JSON-safe.
 * Fewer than :data:`MIN_PROMPTS` prompts on either side: status ``"insufficient"`` and
-  ``p_value=None``; means, mean difference and d are still reported when computable."""
+  ``p_value=None``; means, mean difference and d are still reported when computable.
+* Two looks (``probes.sequential``): :func:`obrien_fleming` gives each look's nominal level of an
+  O'Brien-Fleming design (the looks' joint normal law, ``scipy.stats.multivariate_normal``) and
+  :func:`sequential_p` turns a look's p-value into the design's overall p, on which Holm works."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import warnings
@@ -623,3 +627,79 @@ def per_prompt_means(samples: Mapping[str, Sequence[Score]]) -> dict[str, Fracti
             raise ValueError(f"scores for prompt {prompt_id!r}: {exc}") from None
         out[prompt_id] = sum(values, Fraction(0)) / len(values)
     return out
+
+
+def _look_correlation(fractions: Sequence[float]) -> np.ndarray:
+    """Correlation of the looks' z statistics: ``sqrt(t_i / t_j)`` for ``t_i <= t_j`` (independent
+    increments of one score process)."""
+    t = np.asarray(fractions, dtype=float)
+    correlation: np.ndarray = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
+    return correlation
+
+
+def _check_fractions(fractions: Sequence[float]) -> None:
+    increasing = list(fractions) == sorted(set(fractions))
+    if not fractions or not increasing or any(not 0.0 < t <= 1.0 for t in fractions):
+        raise ValueError(f"information fractions must increase in (0, 1], got {list(fractions)!r}")
+    if fractions[-1] != 1.0:
+        raise ValueError(f"the last look must be at information fraction 1, got {fractions[-1]!r}")
+
+
+def _crossing(final_bound: float, fractions: Sequence[float]) -> float:
+    """P(some look's z reaches its O'Brien-Fleming bound ``final_bound / sqrt(t_k)``) under H0."""
+    if len(fractions) == 1:
+        return float(_special.ndtr(-final_bound))
+    bounds = final_bound / np.sqrt(np.asarray(fractions, dtype=float))
+    inside = _st.multivariate_normal.cdf(
+        bounds, cov=_look_correlation(fractions), abseps=1e-12, releps=1e-12, **_rng_kwargs(0)
+    )
+    return float(1.0 - inside)
+
+
+def obrien_fleming(
+    alpha: float, fractions: Sequence[float], alternative: Alternative = "less"
+) -> tuple[float, ...]:
+    """Nominal levels of an O'Brien-Fleming group-sequential design, one per look.
+
+    The looks are at information ``fractions`` ``t_1 < ... < t_K = 1``; look ``k`` rejects when its
+    one-sided z exceeds ``C / sqrt(t_k)``, with ``C`` chosen so that the chance of any rejection under
+    H0 is ``alpha`` (the looks' z are jointly normal, correlation ``sqrt(t_i / t_j)``:
+    ``scipy.stats.multivariate_normal``). Look ``k``'s nominal level is ``1 - Phi(C / sqrt(t_k))``:
+    the p-value a test at that look must fall below. Two-sided: symmetric bounds, ``alpha / 2`` per
+    side, so the levels are twice the one-sided ones at ``alpha / 2``. One look is ``(alpha,)``.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    _check_fractions(fractions)
+    if alternative == "two-sided":
+        return tuple(2.0 * level for level in _one_sided_levels(alpha / 2.0, tuple(fractions)))
+    return _one_sided_levels(alpha, tuple(fractions))
+
+
+@functools.lru_cache(maxsize=256)
+def _one_sided_levels(alpha: float, fractions: tuple[float, ...]) -> tuple[float, ...]:
+    from scipy.optimize import brentq
+
+    final = float(brentq(lambda c: _crossing(c, fractions) - alpha, -10.0, 40.0, xtol=1e-13))
+    return tuple(float(_special.ndtr(-final / math.sqrt(t))) for t in fractions)
+
+
+def sequential_p(p: float, look: int, fractions: Sequence[float], alternative: Alternative = "less") -> float:
+    """The p-value ``p`` of look ``look`` (1-based) as an overall level of the O'Brien-Fleming design:
+    the ``alpha`` whose nominal level at that look is ``p`` (the inverse of :func:`obrien_fleming`),
+    so ``sequential_p(p, k, t) < alpha`` exactly when ``p < obrien_fleming(alpha, t)[k - 1]``.
+
+    It is a valid p-value of the design (its chance of falling below ``alpha`` under H0 is at most
+    ``alpha``, whatever the look), so Holm and Bonferroni apply to it across axes.
+    """
+    _check_fractions(fractions)
+    if not 1 <= look <= len(fractions):
+        raise ValueError(f"look must be in 1..{len(fractions)}, got {look!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    if alternative == "two-sided":
+        return min(1.0, 2.0 * sequential_p(p / 2.0, look, fractions, "less"))
+    if p in (0.0, 1.0):
+        return p
+    final = float(-_special.ndtri(p)) * math.sqrt(fractions[look - 1])
+    return min(1.0, max(0.0, _crossing(final, fractions)))

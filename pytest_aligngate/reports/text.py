@@ -24,11 +24,14 @@ def verdict_line(v: AxisVerdict) -> str:
         return f"{v.axis}: ERROR: {single_line(v.error or '')}"
     holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
     gate = f"d < -{v.effect_floor:g}" if v.max_drop is None else f"drop > {v.max_drop:g}"
+    level = f"{v.alpha:g}" if v.nominal_alpha is None else f"{v.nominal_alpha:.3g} at this look"
     line = (
         f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}{holm}, d={_num(v.effect_size, 2)}, "
         f"n={v.n_base}/{v.n_candidate}, mean base={_num(v.mean_base)} candidate={_num(v.mean_candidate)}; "
-        f"gate: p < {v.alpha:g} and {gate})"
+        f"gate: p < {level} and {gate})"
     )
+    if v.stage is not None:
+        line += f"; {stage_note(v)}"
     if v.max_drop is not None and v.drop_upper_bound is not None:
         return f"{line}; {certification_note(v)}"
     return line + ("; inconclusive at this n" if v.inconclusive else "")
@@ -44,7 +47,9 @@ def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
         pairs.append(("mean_diff_ci", f"{verdict.mean_diff_ci[0]:.4f},{verdict.mean_diff_ci[1]:.4f}"))
     pairs += [(key, getattr(verdict, key)) for key in _STATISTICS_PROPERTIES]
     # p_adjusted is only known once every axis has a p-value (Holm); until then it is omitted.
-    for key in ("p_adjusted", "p_bound", "max_drop", "drop", "drop_upper_bound", "certified"):
+    keys = ("p_adjusted", "p_bound", "max_drop", "drop", "drop_upper_bound", "certified")
+    keys += ("stage", "stages", "planned_prompts", "nominal_alpha", "certify_alpha", "p_sequential")
+    for key in keys:
         if getattr(verdict, key) is not None:
             pairs.append((key, getattr(verdict, key)))
     if verdict.effect_size_ci is not None:
@@ -151,9 +156,13 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
     if v.status == "error" or v.p_value is None:
         return []
     p = f"{v.test} {v.alternative}, p={_num(v.p_value, 3)}"
+    if v.p_sequential is not None:
+        p += f", design p={_num(v.p_sequential, 3)}"
     if v.correction == "holm":
         p += f", Holm p={_num(v.p_adjusted, 3)} (bound {v.family_size}*p={_num(v.p_bound, 3)})"
     notes = [p]
+    if v.stage is not None:
+        notes.append(stage_note(v))
     if v.mean_diff_ci is not None and v.effect_size_ci is not None:
         (diff_low, diff_high), (d_low, d_high) = v.mean_diff_ci, v.effect_size_ci
         notes.append(
@@ -185,9 +194,21 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
     return notes
 
 
+def stage_note(v: AxisVerdict) -> str:
+    """Which look of ``probes.sequential`` decided the axis, on how many prompts, at what level."""
+    if v.stages == 1:
+        return f"one stage: {v.planned_prompts} prompts are too few for two (sequential)"
+    nominal = "-" if v.nominal_alpha is None else f"{v.nominal_alpha:.3g}"
+    return (
+        f"decided at stage {v.stage} of {v.stages} on {v.n_prompts} of {v.planned_prompts} prompts "
+        f"(O'Brien-Fleming nominal alpha {nominal})"
+    )
+
+
 def certification_note(v: AxisVerdict) -> str:
     """Whether the run rules out a drop larger than ``max_drop``, with its bound and margin."""
-    level = f"{1 - v.alpha:.0%} upper bound"
+    confidence = 1 - (v.alpha if v.certify_alpha is None else v.certify_alpha)
+    level = f"{confidence:.0%} upper bound" if v.certify_alpha is None else f"{confidence:.2%} upper bound"
     bound, tolerated = _num(v.drop_upper_bound), f"{v.max_drop:g}"
     if v.certified:
         margin = _num((v.max_drop or 0.0) - (v.drop_upper_bound or 0.0))
