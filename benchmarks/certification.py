@@ -22,23 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stats_power import draw, population_effect, scores
+from stats_power import delta_for_drop, draw, scores
 
 from pytest_aligngate.gate.stats import GateRule, compare, drop_bound
 
 RULE = GateRule(alpha=0.05, effect_floor=0.30, test="wilcoxon", alternative="less", bootstrap_resamples=0)
-
-
-def delta_for_drop(k: int, drop: float) -> float:
-    """The logit shift whose population mean score drop is ``drop`` (bisection)."""
-    low, high = 0.0, 6.0
-    for _ in range(30):
-        mid = (low + high) / 2
-        if population_effect(k, mid)[1] < drop:
-            low = mid
-        else:
-            high = mid
-    return (low + high) / 2
 
 
 def axis(base: np.ndarray, cand: np.ndarray, max_drop: float) -> tuple[bool, bool]:
@@ -58,7 +46,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3, help="Samples per prompt (default 3)")
     args = parser.parse_args()
     rng = np.random.default_rng(20261201)
-    shifts = {drop: delta_for_drop(args.k, drop) for drop in (0.15, 0.20)}
+    shifts = {drop: delta_for_drop(drop, args.k) for drop in (0.15, 0.20)}
     print(f"n={args.n} prompts per axis, k={args.k}, {args.runs} runs of 4 axes, wilcoxon less, alpha 0.05")
     columns = ("certified/axis", "all 4 certified", "FWER", "power@0.15", "power@0.20")
     print(f"{'max_drop':>8} " + " ".join(f"{name:>{max(len(name), 7)}}" for name in columns))
