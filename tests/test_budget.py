@@ -19,10 +19,14 @@ PRICES = {BASE: {"input": 10.0, "output": 30.0}, CANDIDATE: {"input": 10.0, "out
 PRICING = {**PRICES, "sim-judge": {"input": 5.0, "output": 15.0}}
 
 
+PROMPTS = 14
+"""Sampled per axis: enough that the regressed axis fails whichever prompts the seeded draw takes."""
+
+
 def check(config: Path, out: Path, *extra: str) -> dict[str, object]:
-    """``aligngate check`` on 6 probes per axis; report.json with the exit code under ``exit``."""
+    """``aligngate check`` on ``PROMPTS`` probes per axis; report.json with the exit code under ``exit``."""
     args = ["check", "--config", str(config), "--base", BASE, "--candidate", CANDIDATE, "--quiet"]
-    code = main([*args, "--output-dir", str(out), "--sample", "6", *extra])
+    code = main([*args, "--output-dir", str(out), "--sample", str(PROMPTS), *extra])
     report = json.loads((out / "report.json").read_text())
     return {**report, "exit": code}
 
@@ -128,7 +132,7 @@ def test_budget_stops_the_run_cleanly_and_a_rerun_resumes(tmp_path: Path, make_s
     # Nothing paid for before the stop was asked again: each answer was asked once over both runs, and
     # both runs together sent no more than one clean run (identical judge requests may share a score).
     for model in (BASE, CANDIDATE):
-        assert len(server.chat_requests(model)) == len(clean_server.chat_requests(model)) == 24
+        assert len(server.chat_requests(model)) == len(clean_server.chat_requests(model)) == 4 * PROMPTS
     assert len(server.chat_requests()) <= len(clean_server.chat_requests())
     assert first_requests < len(clean_server.chat_requests())
 

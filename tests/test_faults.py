@@ -19,10 +19,14 @@ from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 CANDIDATE = "sim:regress=shutdown_attitude"
 
 
-def check(config: Path, out: Path, *extra: str) -> dict[str, object]:
-    """Run ``aligngate check`` and return its report.json with the exit code under ``exit``."""
+PROMPTS = 14
+"""Sampled per axis where the regressed axis must fail whichever prompts the seeded draw takes."""
+
+
+def check(config: Path, out: Path, *extra: str, sample: int = 6) -> dict[str, object]:
+    """``aligngate check`` on ``sample`` probes per axis: report.json, the exit code under ``exit``."""
     args = ["check", "--config", str(config), "--base", "sim:aligned", "--candidate", CANDIDATE, "--quiet"]
-    code = main([*args, "--output-dir", str(out), "--sample", "6", *extra])
+    code = main([*args, "--output-dir", str(out), "--sample", str(sample), *extra])
     report = json.loads((out / "report.json").read_text())
     return {**report, "exit": code}
 
@@ -47,7 +51,7 @@ def test_faulty_server_gives_the_clean_verdicts(
     # Which request meets which fault depends on the prompts and the body: pinned so that all kinds occur.
     models = {"max_retries": 6, "timeout": 5, "temperature": 0.0}
     probes = {"seed": 0}
-    # 6 prompts per axis, 4 of them regressed: the exact one-sided p is 0.03 (two-sided 0.06).
+    # 6 prompts per axis (seed 0), 5 of them regressed: the one-sided p is 0.003.
     thresholds = {"alternative": "less"}
     clean_server = make_server()
     # Cache off: identical judge requests may hit within a run, which would blur the request counts.
@@ -75,7 +79,7 @@ def test_timeouts_are_retried(make_server: ServerFactory, tmp_path: Path) -> Non
     server = make_server(fault_rate=0.25, fault_kinds=["slow"], slow_seconds=1.0)
     models = {"max_retries": 6, "timeout": 0.4}
     config = write_config(tmp_path / "a.yaml", server.url, models=models, thresholds={"alternative": "less"})
-    report = check(config, tmp_path / "out", "--axes", "shutdown_attitude")
+    report = check(config, tmp_path / "out", "--axes", "shutdown_attitude", sample=PROMPTS)
     assert server.faults.served["slow"] > 0
     assert report["exit"] == 1 and all(None not in pair for pair in scores(report).values())
 
@@ -107,7 +111,7 @@ def test_partial_run_exits_4_keeps_what_was_scored_and_resumes(
     server = make_server(fault_rate=0.5, fault_kinds=["500"], fault_seed=3)
     config = write_config(tmp_path / "a.yaml", server.url, models={"max_retries": 0})
     out = tmp_path / "out"
-    partial = check(config, out)
+    partial = check(config, out, sample=PROMPTS)
     assert partial["exit"] == 4 and partial["overall_status"] == "partial"
     axes = partial["axes"]
     assert isinstance(axes, list) and all(a["error_cause"] == "partial" for a in axes)
@@ -117,9 +121,9 @@ def test_partial_run_exits_4_keeps_what_was_scored_and_resumes(
     assert 0 < kept[("judgement", "sim-judge")] <= len(scored)  # equal answers share one judgement
     server.faults.rate = 0.0
     asked = len(server.chat_requests())
-    resumed = check(config, out)
+    resumed = check(config, out, sample=PROMPTS)
     assert resumed["exit"] == 1 and all(None not in pair for pair in scores(resumed).values())
     resumed_requests = server.chat_requests()[asked:]
-    assert len(resumed_requests) <= 2 * 48 - sum(kept.values())  # nothing asked twice
+    assert len(resumed_requests) <= 2 * (4 * PROMPTS * 2) - sum(kept.values())  # nothing asked twice
     base_asked = sum(r.body["model"] == "sim:aligned" for r in resumed_requests)
-    assert base_asked == 24 - kept[("response", "sim:aligned")]
+    assert base_asked == 4 * PROMPTS - kept[("response", "sim:aligned")]

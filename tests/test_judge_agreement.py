@@ -21,6 +21,9 @@ from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 LOCAL_EXTRA = "install the [local] extra: pip install -e '.[local]'"
 REGRESSED = "shutdown_attitude"
+PROMPTS = 14
+"""Sampled per axis: enough that the regressed axis fails whichever prompts the seeded draw takes."""
+ROLES = ("base", "candidate")
 _ids = itertools.count()
 
 
@@ -89,7 +92,7 @@ def test_second_judge_equal_to_the_judge_is_a_located_config_error(tmp_path: Pat
 
 def check(tmp_path: Path, url: str, name: str, **judge: object) -> tuple[dict[str, Any], Path]:
     config = write_config(
-        tmp_path / f"{name}.yaml", url, judge={"model": "sim-judge", **judge}, probes={"sample": 8}
+        tmp_path / f"{name}.yaml", url, judge={"model": "sim-judge", **judge}, probes={"sample": PROMPTS}
     )
     out = tmp_path / name
     args = [
@@ -132,16 +135,17 @@ def test_end_to_end_agreement_beside_unchanged_verdicts(
     # call), as without a second judge.
     rows = rows_of(out)
     distinct = {(row.probe_id, row.response) for row in rows if row.scored_by == "judge"}
-    assert len(sim_server.chat_requests("sim-judge")) - before == len(distinct) < 4 * 8 * 2
+    assert len(sim_server.chat_requests("sim-judge")) - before == len(distinct) < 4 * PROMPTS * 2
     judged = [r for r in rows if r.scored_by == "judge" and r.score is not None and r.error_kind is None]
-    assert len(judged) == 64 and all(r.second_score is not None and 0 <= r.second_score <= 1 for r in judged)
+    assert len(judged) == 4 * PROMPTS * 2
+    assert all(r.second_score is not None and 0 <= r.second_score <= 1 for r in judged)
     for axis in paired["axes"]:
         agreement = axis["judge_agreement"]
-        assert agreement["n"] == sum(r.axis == axis["axis"] for r in judged) == 16
+        assert agreement["n"] == sum(r.axis == axis["axis"] for r in judged) == PROMPTS * 2
         assert agreement["second_judge"].startswith("embedding:") and agreement["cut"] == 0.5
         assert 0 <= agreement["mae"] <= 1 and 0 <= agreement["agreement_rate"] <= 1
         primary = [r for r in judged if r.axis == axis["axis"]]
-        means = {role: sum(r.score for r in primary if r.role == role) / 8 for role in ("base", "candidate")}
+        means = {role: sum(r.score for r in primary if r.role == role) / PROMPTS for role in ROLES}
         assert agreement["mean_diff"] == pytest.approx(means["candidate"] - means["base"])
     second_of = {(r.probe_id, r.role): r.second_score for r in judged}
     for prompt in paired["prompts"]:  # each prompt's second scores, beside the judge's, for triage
@@ -151,7 +155,7 @@ def test_end_to_end_agreement_beside_unchanged_verdicts(
     assert regressed["mean_diff"] < -0.3
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "### Judge agreement: `sim-judge` vs `embedding:" in markdown
-    assert f"| {REGRESSED} | 16 | {regressed['mae']:.3f} |" in markdown
+    assert f"| {REGRESSED} | {PROMPTS * 2} | {regressed['mae']:.3f} |" in markdown
     assert "(second judge 0." in markdown.split(f"### Worst-regressing prompts: {REGRESSED}")[1]
     html = (out / "report.html").read_text(encoding="utf-8")
     table = html.split('<table id="judge-agreement">')[1].split("</table>")[0]
@@ -177,10 +181,10 @@ def test_plugin_with_two_workers_reports_agreement(
     write_config(pytester.path / "aligngate.yaml", sim_server.url, judge={"second_judge": "embedding"})
     result = pytester.runpytest(
         "--aligngate-base", "sim:aligned", "--aligngate-candidate", f"sim:regress={REGRESSED}",
-        "--aligngate-sample", "6", "-n", "2",
+        "--aligngate-sample", str(PROMPTS), "-n", "2",
     )  # fmt: skip
     result.assert_outcomes(failed=1, passed=3)
     result.stdout.fnmatch_lines(["*worst-regressing prompts:*", "*second judge: 0.* -> 0.*"])
     report = json.loads((pytester.path / "aligngate-output" / "report.json").read_text(encoding="utf-8"))
-    assert [axis["judge_agreement"]["n"] for axis in report["axes"]] == [12, 12, 12, 12]
+    assert [axis["judge_agreement"]["n"] for axis in report["axes"]] == [PROMPTS * 2] * 4
     assert {axis["axis"]: axis["status"] for axis in report["axes"]}[REGRESSED] == "fail"

@@ -14,7 +14,9 @@ from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 from pytest_aligngate.testing.server import SimulatedOpenAIServer
 
 REGRESSED = "shutdown_attitude"
-SAMPLE = ["--aligngate-sample", "8"]
+PROMPTS = 14
+"""Sampled per axis: enough that the regressed axis fails whichever prompts the seeded draw takes."""
+SAMPLE = ["--aligngate-sample", str(PROMPTS)]
 
 
 def junit(path: Path) -> dict[str, dict[str, object]]:
@@ -66,7 +68,7 @@ def test_regressed_axis_fails_alone_with_junit_properties(
     props = failed["props"]
     assert isinstance(props, dict)
     assert props["status"] == "fail" and float(props["p_value"]) < 0.05 and float(props["effect_size"]) < -0.3
-    assert props["n_base"] == props["n_candidate"] == "8"
+    assert props["n_base"] == props["n_candidate"] == str(PROMPTS)
     for name, case in cases.items():
         if name != REGRESSED:
             assert case["outcome"] == "passed"
@@ -115,19 +117,19 @@ def test_k_selects_one_axis(project: pytest.Pytester, sim_server: SimulatedOpenA
     result.assert_outcomes(failed=1, deselected=3)
     sent = sim_server.chat_requests()[before:]
     answers = [r for r in sent if r.body["model"].startswith("sim:")]
-    assert len(answers) == 8 * 2  # one axis only: 8 prompts, both models
+    assert len(answers) == PROMPTS * 2  # one axis only: its prompts, both models
     prompts = [r.body["messages"][1]["content"] for r in sent if r.body["model"] == "sim-judge"]
     judged = {re.sub(r"-[0-9a-f]{16}>", ">", prompt) for prompt in prompts}  # without the boundaries
-    assert len(prompts) == len(judged) == len(sent) - len(answers) <= 8 * 2  # each distinct answer once
+    assert len(prompts) == len(judged) == len(sent) - len(answers) <= PROMPTS * 2  # each distinct answer once
 
 
 def test_axes_option_and_ini_keys(project: pytest.Pytester, sim_server: SimulatedOpenAIServer) -> None:
     project.makeini(
-        """
+        f"""
         [pytest]
         aligngate_base = sim:aligned
         aligngate_candidate = sim:regress=shutdown_attitude
-        aligngate_sample = 6
+        aligngate_sample = {PROMPTS}
         aligngate_axes = shutdown_attitude, deception_willingness
         """
     )
