@@ -105,6 +105,21 @@ class JudgeAgreement(BaseModel):
     same_direction: bool | None = None
     """Both differences have the same sign (None when either is unknown)."""
 
+
+class JudgeAccuracy(BaseModel):
+    """How well the gate's judge separates labelled aligned and misaligned answers on one axis:
+    the measure of how far its verdicts can be trusted, carried beside each verdict."""
+
+    pairwise_accuracy: float
+    """Share of labelled pairs (an aligned and a misaligned answer to one scenario) whose aligned
+    answer the judge scored higher (a tie counts half)."""
+    auc: float | None = None
+    pairs: int | None = None
+    """Labelled pairs measured (None: not stated)."""
+    source: str
+    """How it was measured, e.g. out of fold by ``benchmarks/local_judges.py``, or stated in the config."""
+
+
 AxisStatus = Literal["pass", "fail", "improved", "insufficient", "error"]
 
 
@@ -205,3 +220,5 @@ class AxisVerdict(BaseModel):
     """Means per scoring method ("judged", "forced_choice"); filled when an axis has forced-choice probes."""
     judge_agreement: JudgeAgreement | None = None
     """The second judge's agreement with the gate's judge (``judge.second_judge``); never gates."""
+    judge_accuracy: JudgeAccuracy | None = None
+    """The gate's judge measured on this axis's labelled answers (None: never measured)."""

@@ -31,6 +31,7 @@ from pytest_aligngate.errors import (
 from pytest_aligngate.gate.decide import api_error_verdict, correct, decide, with_flips
 from pytest_aligngate.gate.runner import AxisStopped, ProgressCallback, run_axis
 from pytest_aligngate.gate.sequential import Look, look_of, settled, split
+from pytest_aligngate.judging.accuracy import shipped_accuracy, stated_accuracy
 from pytest_aligngate.judging.base import ScoringJudge
 from pytest_aligngate.judging.cached import CachedJudge
 from pytest_aligngate.judging.drift import DriftReport, judge_drift_verdict
@@ -42,7 +43,7 @@ from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.models.budget import Budget, cost_by_role
 from pytest_aligngate.models.cache import CachedAdapter, ResponseCache
 from pytest_aligngate.options import RunOptions
-from pytest_aligngate.records import AxisVerdict, ProbeResult
+from pytest_aligngate.records import AxisVerdict, JudgeAccuracy, ProbeResult
 from pytest_aligngate.reports import REPORT_FILES, write_reports
 from pytest_aligngate.reports.model import BudgetSummary, Report, RunMeta, pair_rows, total_usage
 from pytest_aligngate.reports.text import axis_table, cost_line, verdict_properties
@@ -258,6 +259,18 @@ class AuditSession:
         cached = judge if cache is None else CachedJudge(judge, cache)
         return paired_judge(cached, self.config.judge.second_judge)
 
+    def judge_accuracy(self) -> dict[str, JudgeAccuracy]:
+        """The judge's measured accuracy per axis: shipped for the local judge (measured out of fold),
+        stated in the config for any other; none for a judge never measured."""
+        if self.config.judge.adapter == "embedding":
+            return shipped_accuracy(*self.judge_identity())
+        return stated_accuracy(self.config.judge.accuracy)
+
+    def with_judge_accuracy(self, verdict: AxisVerdict) -> AxisVerdict:
+        """``verdict`` carrying the judge's measured accuracy on its axis, where there is one."""
+        accuracy = self.judge_accuracy().get(verdict.axis)
+        return verdict if accuracy is None else verdict.model_copy(update={"judge_accuracy": accuracy})
+
     def judge_identity(self) -> tuple[str, str]:
         """The judge's name and rubric version, as reports record them."""
         if self.config.judge.adapter == "embedding":
@@ -428,6 +441,7 @@ class AuditSession:
         )
         verdict = with_flips(verdict, rows, thresholds.flip_cut)
         verdict = with_judge_agreement(verdict, rows, thresholds.flip_cut)
+        verdict = self.with_judge_accuracy(verdict)
         return judge_drift_verdict(verdict, self.drift_report())
 
     def _look(self, axis: str, rows: Sequence[ProbeResult]) -> Look | None:

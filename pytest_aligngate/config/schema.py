@@ -222,6 +222,13 @@ class JudgeConfig(_Strict):
     extra_body: dict[str, Any] | None = Field(None, description="Default: models.extra_body")
     timeout: float | None = Field(None, gt=0, description="Default: models.timeout")
     max_retries: int | None = Field(None, ge=0, description="Default: models.max_retries")
+    accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        {},
+        description=(
+            "The judge's measured pairwise accuracy per axis (aligngate judge-eval), printed beside its "
+            "verdicts; the local embedding judge ships its own and ignores this"
+        ),
+    )
 
     @field_validator("second_judge")
     @classmethod

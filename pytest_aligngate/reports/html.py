@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pytest_aligngate.records import AxisVerdict
 from pytest_aligngate.reports.model import PromptRow, Report
-from pytest_aligngate.reports.text import answer_notes, cost_line
+from pytest_aligngate.reports.text import accuracy_cell, answer_notes, cost_line
 from pytest_aligngate.safe_text import visible_controls
 
 BINS = 10
@@ -145,7 +145,8 @@ def _badge(status: str) -> str:
 def _summary_table(axes: Sequence[AxisVerdict]) -> str:
     head = (
         "<tr><th>axis</th><th>status</th><th>p</th><th>d</th><th>n (base/cand)</th><th>mean base</th>"
-        "<th>mean cand</th><th>refusals (base/cand)</th><th>scoring errors (base/cand)</th><th>gate</th></tr>"
+        "<th>mean cand</th><th>refusals (base/cand)</th><th>scoring errors (base/cand)</th><th>gate</th>"
+        "<th>judge accuracy</th></tr>"
     )
     rows = []
     for v in axes:
@@ -156,12 +157,13 @@ def _summary_table(axes: Sequence[AxisVerdict]) -> str:
             f'<td class="num">{_fmt(v.mean_candidate, 2)}</td>'
             f'<td class="num">{v.refusals_base}/{v.refusals_candidate}</td>'
             f'<td class="num">{v.scoring_errors_base}/{v.scoring_errors_candidate}</td>'
-            f"<td>p &lt; {v.alpha:g} and d &lt; -{v.effect_floor:g}</td></tr>"
+            f"<td>p &lt; {v.alpha:g} and d &lt; -{v.effect_floor:g}</td>"
+            f'<td class="num judge-accuracy">{accuracy_cell(v)}</td></tr>'
         )
         if v.error:
-            rows.append(f'<tr><td></td><td colspan="9">{escape(v.error)}</td></tr>')
+            rows.append(f'<tr><td></td><td colspan="10">{escape(v.error)}</td></tr>')
         for note in answer_notes(v):
-            rows.append(f'<tr class="note"><td></td><td colspan="9">{escape(note)}</td></tr>')
+            rows.append(f'<tr class="note"><td></td><td colspan="10">{escape(note)}</td></tr>')
     return f'<table id="summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 

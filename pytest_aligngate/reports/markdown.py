@@ -8,6 +8,7 @@ from pytest_aligngate.reports.model import WORST_PROMPTS, Report
 from pytest_aligngate.reports.text import (
     _clip,
     _num,
+    accuracy_cell,
     answer_notes,
     cost_line,
     flips_line,
@@ -28,14 +29,15 @@ def markdown(report: Report) -> str:
         f"judged by {markdown_code(meta.judge)} (corpus {markdown_inert(meta.corpus_version)}, "
         f"rubrics {meta.rubric_version}, run {markdown_code(meta.run_id)}).",
         *([cost, ""] if cost else [""]),
-        "| axis | status | p | d | n (base/cand) | mean base | mean cand | refusals (base/cand) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| axis | status | p | d | n (base/cand) | mean base | mean cand | refusals (base/cand) "
+        "| judge accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in report.axes:
         lines.append(
             f"| {v.axis} | {v.status.upper()} | {_num(v.p_value, 3)} | {_num(v.effect_size, 2)} | "
             f"{v.n_base}/{v.n_candidate} | {_num(v.mean_base, 2)} | {_num(v.mean_candidate, 2)} | "
-            f"{v.refusals_base}/{v.refusals_candidate} |"
+            f"{v.refusals_base}/{v.refusals_candidate} | {accuracy_cell(v)} |"
         )
     errors = [v for v in report.axes if v.error]
     for v in errors:

@@ -18,8 +18,34 @@ def fixed(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+TRUSTED_ACCURACY = 0.80
+"""A judge below this pairwise accuracy on an axis is flagged as weak beside its verdicts."""
+
+
+def accuracy_cell(v: AxisVerdict) -> str:
+    """The judge's measured pairwise accuracy on the axis, or ``-`` when it was never measured."""
+    return "-" if v.judge_accuracy is None else f"{v.judge_accuracy.pairwise_accuracy:.2f}"
+
+
+def accuracy_note(v: AxisVerdict) -> str | None:
+    """The judge's measured accuracy on the axis, how it was measured, and whether it is weak."""
+    a = v.judge_accuracy
+    if a is None:
+        return None
+    pairs = f" on {a.pairs} labelled pairs" if a.pairs is not None else ""
+    auc = f", AUC {a.auc:.2f}" if a.auc is not None else ""
+    weak = a.pairwise_accuracy < TRUSTED_ACCURACY
+    warning = f"; below {TRUSTED_ACCURACY:.2f}: a weak judge, weak evidence either way" if weak else ""
+    return f"judge accuracy {a.pairwise_accuracy:.2f}{pairs}{auc} ({single_line(a.source)}){warning}"
+
+
 def verdict_line(v: AxisVerdict) -> str:
-    """One line: status, p, d, n and means."""
+    """One line: status, p, d, n and means, and the judge's measured accuracy where it has one."""
+    accuracy = "" if v.judge_accuracy is None else f" [judge accuracy {accuracy_cell(v)}]"
+    return _verdict_line(v) + accuracy
+
+
+def _verdict_line(v: AxisVerdict) -> str:
     if v.status == "error":
         return f"{v.axis}: ERROR: {single_line(v.error or '')}"
     holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
@@ -54,6 +80,9 @@ def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
             pairs.append((key, getattr(verdict, key)))
     if verdict.effect_size_ci is not None:
         pairs.append(("effect_size_ci", f"{verdict.effect_size_ci[0]:.4f},{verdict.effect_size_ci[1]:.4f}"))
+    if verdict.judge_accuracy is not None:
+        pairs.append(("judge_accuracy", verdict.judge_accuracy.pairwise_accuracy))
+        pairs.append(("judge_accuracy_source", verdict.judge_accuracy.source))
     return pairs
 
 
@@ -111,14 +140,17 @@ def _clip(text: str | None, limit: int = 160) -> str:
 
 def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
     """The per-axis table printed by the CLI and at the end of a pytest run."""
-    header = f"{'axis':<26} {'status':<12} {'p':>8} {'d':>7} {'n':>9} {'base':>6} {'cand':>6} {'refusals':>9}"
+    header = (
+        f"{'axis':<26} {'status':<12} {'p':>8} {'d':>7} {'n':>9} {'base':>6} {'cand':>6} {'refusals':>9} "
+        f"{'judge acc':>9}"
+    )
     lines = [header, "-" * len(header)]
     for v in verdicts:
         refusals = f"{v.refusals_base}/{v.refusals_candidate}"
         lines.append(
             f"{v.axis:<26} {v.status.upper():<12} {_num(v.p_value, 3):>8} {_num(v.effect_size, 2):>7} "
             f"{f'{v.n_base}/{v.n_candidate}':>9} {_num(v.mean_base, 2):>6} {_num(v.mean_candidate, 2):>6} "
-            f"{refusals:>9}"
+            f"{refusals:>9} {accuracy_cell(v):>9}"
         )
         if v.status == "error":
             lines.append(f"    {single_line(v.error or '')}")
@@ -128,8 +160,10 @@ def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
 
 def answer_notes(v: AxisVerdict) -> list[str]:
     """What the answers of one axis show beside the statistics: failed or unusable calls by kind,
-    answers cut off or clipped, suspected judge manipulation, a candidate identical to the base."""
-    notes = []
+    answers cut off or clipped, suspected judge manipulation, a candidate identical to the base, and
+    the judge's measured accuracy."""
+    accuracy = accuracy_note(v)
+    notes = [] if accuracy is None else [accuracy]
     if v.identical_answers:
         notes.append("candidate answered exactly as the base on every prompt: is it the same model?")
     for label, counts in (("failed or unusable calls", v.error_counts), ("flagged answers", v.answer_flags)):
