@@ -3,7 +3,7 @@
     python benchmarks/stats_power.py [--n 50] [--null-runs 1000] [--power-runs 400]
                                      [--permutation-runs 300] [--workers 1]
 
-About 4 minutes on one core with the defaults (seeded: the figures are reproducible); more runs
+About 3 minutes on one core with the defaults (seeded: the figures are reproducible); more runs
 shrink the Monte Carlo errors printed beside them. It prints tables and whether the goal of issue 18
 is met; it asserts nothing. ``certification.py`` and ``stats_presets.py`` share its model.
 
@@ -19,8 +19,9 @@ Simulation model (one axis = ``n`` probe prompts, answered by both models):
 Settings (paired by prompt, one-sided ``less``, alpha 0.05, Holm over 4 axes): Wilcoxon with k = 3
 (the recommended setting), the paired t and the sign-flip permutation test with k = 3, the paired t
 with the base asked k = 20 times (reused from the cache) and the candidate 3, and the two-stage design
-(``probes.sequential``: Wilcoxon, k = 3, ``2n`` prompts planned, the first ``n`` asked, the rest only
-when the first look neither failed nor certified at ``max_drop`` 0.10; O'Brien-Fleming levels).
+(``probes.sequential``: ``2n`` prompts planned, the first ``n`` asked, the rest only when the first
+look neither failed nor certified at ``max_drop`` 0.10; O'Brien-Fleming levels), with Wilcoxon and
+k = 3, and with the paired t and the base's k = 20.
 
 Columns:
 
@@ -177,6 +178,7 @@ SETTINGS = (
     Setting("permutation k=3", "permutation"),
     Setting("ttest base k=20, cand k=3", "ttest", k_base=20),
     Setting("two-stage wilcoxon k=3", "wilcoxon", sequential=True),
+    Setting("two-stage ttest base k=20", "ttest", k_base=20, sequential=True),
 )
 
 
@@ -266,18 +268,20 @@ def d80(power: dict[float, float], setting: Setting) -> Units | None:
     return None
 
 
-def two_stage_axis(base: np.ndarray, cand: np.ndarray, share: tuple[float, ...]) -> tuple[float, bool, int]:
+def two_stage_axis(
+    test: Test, base: np.ndarray, cand: np.ndarray, share: tuple[float, ...]
+) -> tuple[float, bool, int]:
     """One axis of the two-stage design: (design p, certified, prompts asked), as the gate decides it."""
     half = base.size // 2
     fractions = (half / base.size, 1.0)
     certify = obrien_fleming(ALPHA, fractions)
     b1, c1 = base[:half], cand[:half]
-    (p1,) = p_values("wilcoxon", b1[None], c1[None])
+    (p1,) = p_values(test, b1[None], c1[None])
     cert1 = certified(b1, c1, SEQUENTIAL_MAX_DROP, certify[0])
     failed1 = p1 < share[0] and float(np.mean(b1 - c1)) > SEQUENTIAL_MAX_DROP
     if failed1 or cert1:
         return sequential_p(float(p1), 1, fractions), cert1, half
-    (p2,) = p_values("wilcoxon", base[None], cand[None])
+    (p2,) = p_values(test, base[None], cand[None])
     cert2 = certified(base, cand, SEQUENTIAL_MAX_DROP, certify[1])
     return sequential_p(float(p2), 2, fractions), cert2, base.size
 
@@ -286,15 +290,20 @@ def two_stage(setting: Setting, n: int, runs: int, power_runs: int) -> Result:
     """The two-stage design on ``2n`` planned prompts: null runs of 4 axes, power at the goal's drop."""
     rng = np.random.default_rng([SEED, SETTINGS.index(setting)])
     share = obrien_fleming(ALPHA / AXES, (0.5, 1.0))  # the decision-time Bonferroni share of holm
-    base, cand = scores(draw(rng, (runs, AXES, 2 * n), setting.k), 0.0)
-    axes = [[two_stage_axis(base[r, j], cand[r, j], share) for j in range(AXES)] for r in range(runs)]
+    base, cand = scores(draw(rng, (runs, AXES, 2 * n), setting.k, setting.k_base), 0.0)
+    axes = [
+        [two_stage_axis(setting.test, base[r, j], cand[r, j], share) for j in range(AXES)]
+        for r in range(runs)
+    ]
     design_p = np.array([[p for p, _, _ in run] for run in axes])
     fwer = family_wise(design_p)
     cert = float(np.mean([c for run in axes for _, c, _ in run]))
     prompts = float(np.mean([asked for run in axes for _, _, asked in run]))
-    b, c = scores(draw(rng, (power_runs, 2 * n), setting.k), delta_for_drop(GOAL_DROP, setting.k))
+    shift = delta_for_drop(GOAL_DROP, setting.k, setting.k_base)
+    b, c = scores(draw(rng, (power_runs, 2 * n), setting.k, setting.k_base), shift)
     hits = [
-        holm_target(two_stage_axis(b[s], c[s], share)[0], design_p[s, 1:]) < ALPHA for s in range(power_runs)
+        holm_target(two_stage_axis(setting.test, b[s], c[s], share)[0], design_p[s, 1:]) < ALPHA
+        for s in range(power_runs)
     ]
     return Result(setting.name, runs, power_runs, fwer, float(np.mean(hits)), None, {0.10: cert}, prompts)
 
