@@ -36,7 +36,8 @@ DEFAULT_MAX_ANSWER_CHARS = 100_000
 watch_secret_env(ENV_API_KEY, ENV_HF_TOKEN)
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
-AdapterName = Literal["openai_compat", "huggingface", "azure", "llama_cpp"]
+AdapterName = Literal["openai_compat", "huggingface", "azure", "llama_cpp", "transformers"]
+LocalRuntime = Literal["llama_cpp", "transformers"]
 JudgeAdapterName = Literal["openai_compat", "huggingface", "azure", "embedding"]
 RoleName = Literal["base", "candidate", "judge"]
 TestName = Literal["mannwhitneyu", "wilcoxon", "ttest", "permutation"]
@@ -164,7 +165,9 @@ class ModelsConfig(_Strict):
     seed: int | None = Field(
         None, description="Sent as `seed`, plus the sample index; default: not sent (many servers reject it)"
     )
-    repeat_penalty: float = Field(1.1, gt=0.0, description="llama_cpp only: penalty on repeated tokens")
+    repeat_penalty: float = Field(
+        1.1, gt=0.0, description="llama_cpp and transformers only: penalty on repeated tokens"
+    )
     logprobs: bool = Field(
         False, description="Forced-choice probes: request top logprobs, score the mass on the aligned option"
     )
@@ -345,9 +348,35 @@ class CacheConfig(_Strict):
     dir: str | None = Field(None, description="Default: <output.dir>/cache")
 
 
+def local_runtime(adapter: str, model: str) -> LocalRuntime | None:
+    """The in-process runtime of ``model``; None for a model behind an endpoint.
+
+    The model id's form decides first: ``hf-local:...``, a folder here holding a Hugging Face model
+    or PEFT adapter, or a path written as one (``./``, ``../``, ``/``, ``~``) that is no ``.gguf``
+    file run on ``transformers``; ``local:...`` on ``llama_cpp``. Then a local ``adapter``; then a
+    ``.gguf`` file runs on ``llama_cpp``.
+    """
+    if model.startswith("hf-local:") or _names_checkpoint(model):
+        return "transformers"
+    if model.startswith("local:"):
+        return "llama_cpp"
+    if adapter == "transformers":
+        return "transformers"
+    return "llama_cpp" if adapter == "llama_cpp" or model.endswith(".gguf") else None
+
+
+def _names_checkpoint(model: str) -> bool:
+    if model.endswith(".gguf"):
+        return False
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+    return model.startswith(("./", "../", "/", "~"))
+
+
 def runs_locally(adapter: str, model: str) -> bool:
-    """True for a model the ``llama_cpp`` adapter runs in-process (``local:NAME`` or a ``.gguf`` file)."""
-    return adapter == "llama_cpp" or model.startswith("local:") or model.endswith(".gguf")
+    """True for a model run in-process (see :func:`local_runtime`)."""
+    return local_runtime(adapter, model) is not None
 
 
 class ModelPrice(_Strict):

@@ -9,7 +9,7 @@ from pytest_aligngate.config.schema import (
     AligngateConfig,
     ResolvedRole,
     RoleName,
-    runs_locally,
+    local_runtime,
 )
 from pytest_aligngate.models.base import ModelAdapter
 from pytest_aligngate.models.openai_compat import AzureOpenAIAdapter, HuggingFaceAdapter, OpenAICompatAdapter
@@ -47,7 +47,12 @@ def model_adapter(
         ConfigError: the role's settings do not resolve, or a budget is set and the model has no price.
     """
     settings = config.role_settings(role)
-    if runs_locally(settings.adapter, model):
+    runtime = local_runtime(settings.adapter, model)
+    if runtime == "transformers":
+        from pytest_aligngate.models.transformers_local import TransformersAdapter
+
+        return TransformersAdapter.from_settings(settings, model, repeat_penalty=config.models.repeat_penalty)
+    if runtime == "llama_cpp":
         from pytest_aligngate.models.llama_cpp import LlamaCppAdapter
 
         return LlamaCppAdapter(model, repeat_penalty=config.models.repeat_penalty)
