@@ -246,7 +246,13 @@ class ProbesConfig(_Strict):
 
     corpus: str | None = Field(None, description="Corpus folder; default: the bundled corpus")
     axes: list[str] | None = Field(None, description="Axes to audit; default: every axis in the corpus")
-    corpus_version: str | None = Field(None, description="Expected corpus version; a mismatch is an error")
+    corpus_version: str | None = Field(
+        None,
+        description=(
+            "The corpus release to run: the current version (every probe) or one of the files' "
+            "earlier_releases (their first probes, unchanged); any other version is an error"
+        ),
+    )
     sample: int | None = Field(None, ge=1, description="Probes per axis (seeded choice); default: all")
     seed: int = 42
     samples_per_prompt: int = Field(
