@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pytest_aligngate.records import AxisVerdict
 from pytest_aligngate.reports.model import PromptRow, Report
-from pytest_aligngate.reports.text import accuracy_cell, answer_notes, cost_line
+from pytest_aligngate.reports.text import accuracy_cell, answer_notes, cost_line, num
 from pytest_aligngate.safe_text import visible_controls
 
 BINS = 10
@@ -81,16 +81,6 @@ def escape(text: str) -> str:
     return html.escape(visible_controls(text, keep="\n\t"))
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value) or math.isnan(value):
-        return str(value)
-    if value != 0 and abs(value) < 1e-3:
-        return f"{value:.{digits}g}"
-    return f"{value:.{digits}f}"
-
-
 def histogram(scores: Sequence[float], bins: int = BINS) -> list[int]:
     """Counts of scores in ``bins`` equal bins over 0..1 (1.0 falls in the last bin)."""
     counts = [0] * bins
@@ -152,9 +142,9 @@ def _summary_table(axes: Sequence[AxisVerdict]) -> str:
     for v in axes:
         rows.append(
             f'<tr data-axis="{escape(v.axis)}"><td>{escape(v.axis)}</td><td>{_badge(v.status)}</td>'
-            f'<td class="num">{_fmt(v.p_value, 3)}</td><td class="num">{_fmt(v.effect_size, 2)}</td>'
-            f'<td class="num">{v.n_base}/{v.n_candidate}</td><td class="num">{_fmt(v.mean_base, 2)}</td>'
-            f'<td class="num">{_fmt(v.mean_candidate, 2)}</td>'
+            f'<td class="num">{num(v.p_value, 3)}</td><td class="num">{num(v.effect_size, 2)}</td>'
+            f'<td class="num">{v.n_base}/{v.n_candidate}</td><td class="num">{num(v.mean_base, 2)}</td>'
+            f'<td class="num">{num(v.mean_candidate, 2)}</td>'
             f'<td class="num">{v.refusals_base}/{v.refusals_candidate}</td>'
             f'<td class="num">{v.scoring_errors_base}/{v.scoring_errors_candidate}</td>'
             f"<td>p &lt; {v.alpha:g} and d &lt; -{v.effect_floor:g}</td>"
@@ -196,7 +186,7 @@ def _charts(report: Report) -> str:
         prompts = [p for p in report.prompts if p.axis == v.axis]
         base = [p.base_score for p in prompts if p.base_score is not None]
         candidate = [p.candidate_score for p in prompts if p.candidate_score is not None]
-        caption = f"{v.axis}: mean {_fmt(v.mean_base, 2)} → {_fmt(v.mean_candidate, 2)}"
+        caption = f"{v.axis}: mean {num(v.mean_base, 2)} → {num(v.mean_candidate, 2)}"
         chart = score_chart(v.axis, base, candidate)
         figures.append(f"<figure><figcaption>{escape(caption)}</figcaption>{chart}</figure>")
     legend = (
@@ -225,8 +215,8 @@ def _prompt_row(p: PromptRow) -> str:
         f'<tr data-axis="{escape(p.axis)}" data-id="{escape(p.prompt_id)}" '
         f'data-change="{"" if change is None else f"{change:.6f}"}">'
         f"<td>{escape(p.prompt_id)}</td><td>{escape(p.axis)}</td>"
-        f'<td class="num">{_fmt(p.base_score, 2)}</td><td class="num">{_fmt(p.candidate_score, 2)}</td>'
-        f'<td class="num {tone}">{_fmt(change, 2)}</td>'
+        f'<td class="num">{num(p.base_score, 2)}</td><td class="num">{num(p.candidate_score, 2)}</td>'
+        f'<td class="num {tone}">{num(change, 2)}</td>'
         f'<td class="text">{_answer(p.base_response, p.base_rationale, p.base_refusal, p.base_error)}</td>'
         f'<td class="text">'
         f"{_answer(p.candidate_response, p.candidate_rationale, p.candidate_refusal, p.candidate_error)}</td>"
@@ -275,8 +265,8 @@ def _triage_row(p: PromptRow) -> str:
     base = _answer(p.base_response, p.base_rationale, p.base_refusal, p.base_error)
     candidate = _answer(p.candidate_response, p.candidate_rationale, p.candidate_refusal, p.candidate_error)
     return (
-        f'<tr><td>{escape(p.prompt_id)}</td><td class="num">{_fmt(p.base_score, 2)}</td>'
-        f'<td class="num">{_fmt(p.candidate_score, 2)}</td>'
+        f'<tr><td>{escape(p.prompt_id)}</td><td class="num">{num(p.base_score, 2)}</td>'
+        f'<td class="num">{num(p.candidate_score, 2)}</td>'
         f'<td class="text">{base}</td><td class="text">{candidate}</td></tr>'
     )
 

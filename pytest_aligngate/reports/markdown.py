@@ -7,12 +7,12 @@ from pytest_aligngate.reports.agreement import agreement_markdown
 from pytest_aligngate.reports.model import WORST_PROMPTS, Report
 from pytest_aligngate.reports.text import (
     _clip,
-    _num,
     accuracy_cell,
     answer_notes,
     cost_line,
     flips_line,
     method_notes,
+    num,
     verdict_notes,
 )
 from pytest_aligngate.safe_text import markdown_code, markdown_inert, redact
@@ -35,8 +35,8 @@ def markdown(report: Report) -> str:
     ]
     for v in report.axes:
         lines.append(
-            f"| {v.axis} | {v.status.upper()} | {_num(v.p_value, 3)} | {_num(v.effect_size, 2)} | "
-            f"{v.n_base}/{v.n_candidate} | {_num(v.mean_base, 2)} | {_num(v.mean_candidate, 2)} | "
+            f"| {v.axis} | {v.status.upper()} | {num(v.p_value, 3)} | {num(v.effect_size, 2)} | "
+            f"{v.n_base}/{v.n_candidate} | {num(v.mean_base, 2)} | {num(v.mean_candidate, 2)} | "
             f"{v.refusals_base}/{v.refusals_candidate} | {accuracy_cell(v)} |"
         )
     errors = [v for v in report.axes if v.error]
@@ -74,11 +74,11 @@ def markdown(report: Report) -> str:
         for p in dropped[:WORST_PROMPTS]:
             second = ""
             if p.base_second_score is not None or p.candidate_second_score is not None:
-                scores = f"{_num(p.base_second_score, 2)} → {_num(p.candidate_second_score, 2)}"
+                scores = f"{num(p.base_second_score, 2)} → {num(p.candidate_second_score, 2)}"
                 second = f" (second judge {scores})"
             lines.append(
-                f"| {_md_cell(p.prompt_id)}{second} | {_num(p.base_score, 2)} | "
-                f"{_num(p.candidate_score, 2)} | "
+                f"| {_md_cell(p.prompt_id)}{second} | {num(p.base_score, 2)} | "
+                f"{num(p.candidate_score, 2)} | "
                 f"{_md_cell(p.base_response)} | {_md_cell(p.candidate_response)} | "
                 f"{_md_cell(p.base_rationale)} | {_md_cell(p.candidate_rationale)} |"
             )

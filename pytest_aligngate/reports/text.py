@@ -9,7 +9,8 @@ from pytest_aligngate.reports.model import RunMeta, worst_prompts
 from pytest_aligngate.safe_text import flat, redact, single_line
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def num(value: float | None, digits: int = 3) -> str:
+    """A statistic for people: ``digits`` decimals, significant digits below 0.001, ``-`` for none."""
     return "-" if value is None else f"{value:.{digits}g}" if abs(value) < 1e-3 else f"{value:.{digits}f}"
 
 
@@ -48,12 +49,12 @@ def verdict_line(v: AxisVerdict) -> str:
 def _verdict_line(v: AxisVerdict) -> str:
     if v.status == "error":
         return f"{v.axis}: ERROR: {single_line(v.error or '')}"
-    holm = f", Holm p={_num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
+    holm = f", Holm p={num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
     gate = f"d < -{v.effect_floor:g}" if v.max_drop is None else f"drop > {v.max_drop:g}"
     level = f"{v.alpha:g}" if v.nominal_alpha is None else f"{v.nominal_alpha:.3g} at this look"
     line = (
-        f"{v.axis}: {v.status.upper()} (p={_num(v.p_value, 4)}{holm}, d={_num(v.effect_size, 2)}, "
-        f"n={v.n_base}/{v.n_candidate}, mean base={_num(v.mean_base)} candidate={_num(v.mean_candidate)}; "
+        f"{v.axis}: {v.status.upper()} (p={num(v.p_value, 4)}{holm}, d={num(v.effect_size, 2)}, "
+        f"n={v.n_base}/{v.n_candidate}, mean base={num(v.mean_base)} candidate={num(v.mean_candidate)}; "
         f"gate: p < {level} and {gate})"
     )
     if v.stage is not None:
@@ -111,17 +112,17 @@ def failure_message(verdict: AxisVerdict, rows: Sequence[ProbeResult]) -> str:
         lines.append(f"  {flips_line(verdict)}")
     if verdict.mean_diff_ci is not None:
         low, high = verdict.mean_diff_ci
-        lines.append(f"  mean change {_num(verdict.mean_diff)} (95% CI {_num(low)} to {_num(high)})")
+        lines.append(f"  mean change {num(verdict.mean_diff)} (95% CI {num(low)} to {num(high)})")
     if verdict.refusals_candidate != verdict.refusals_base:
         lines.append(f"  refusals: base {verdict.refusals_base}, candidate {verdict.refusals_candidate}")
     worst = worst_prompts(rows)
     if worst:
         lines.append("  worst-regressing prompts:")
     for prompt in worst:
-        scores = f"{_num(prompt.base_score)} -> {_num(prompt.candidate_score)}"
+        scores = f"{num(prompt.base_score)} -> {num(prompt.candidate_score)}"
         lines.append(f"  - {single_line(_clip(prompt.prompt_id))}: {scores}")
         if prompt.base_second_score is not None or prompt.candidate_second_score is not None:
-            second = f"{_num(prompt.base_second_score)} -> {_num(prompt.candidate_second_score)}"
+            second = f"{num(prompt.base_second_score)} -> {num(prompt.candidate_second_score)}"
             lines.append(f"      second judge: {second}")
         lines.append(f"      base:      {single_line(_clip(prompt.base_response))}")
         lines.append(f"      candidate: {single_line(_clip(prompt.candidate_response))}")
@@ -148,8 +149,8 @@ def axis_table(verdicts: Sequence[AxisVerdict]) -> str:
     for v in verdicts:
         refusals = f"{v.refusals_base}/{v.refusals_candidate}"
         lines.append(
-            f"{v.axis:<26} {v.status.upper():<12} {_num(v.p_value, 3):>8} {_num(v.effect_size, 2):>7} "
-            f"{f'{v.n_base}/{v.n_candidate}':>9} {_num(v.mean_base, 2):>6} {_num(v.mean_candidate, 2):>6} "
+            f"{v.axis:<26} {v.status.upper():<12} {num(v.p_value, 3):>8} {num(v.effect_size, 2):>7} "
+            f"{f'{v.n_base}/{v.n_candidate}':>9} {num(v.mean_base, 2):>6} {num(v.mean_candidate, 2):>6} "
             f"{refusals:>9} {accuracy_cell(v):>9}"
         )
         if v.status == "error":
@@ -189,25 +190,25 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
     """Statistics notes of one axis: corrected p, intervals, power (inconclusive), pairing, spread."""
     if v.status == "error" or v.p_value is None:
         return []
-    p = f"{v.test} {v.alternative}, p={_num(v.p_value, 3)}"
+    p = f"{v.test} {v.alternative}, p={num(v.p_value, 3)}"
     if v.p_sequential is not None:
-        p += f", design p={_num(v.p_sequential, 3)}"
+        p += f", design p={num(v.p_sequential, 3)}"
     if v.correction == "holm":
-        p += f", Holm p={_num(v.p_adjusted, 3)} (bound {v.family_size}*p={_num(v.p_bound, 3)})"
+        p += f", Holm p={num(v.p_adjusted, 3)} (bound {v.family_size}*p={num(v.p_bound, 3)})"
     notes = [p]
     if v.stage is not None:
         notes.append(stage_note(v))
     if v.mean_diff_ci is not None and v.effect_size_ci is not None:
         (diff_low, diff_high), (d_low, d_high) = v.mean_diff_ci, v.effect_size_ci
         notes.append(
-            f"mean change {_num(v.mean_diff)} (95% CI {_num(diff_low)} to {_num(diff_high)}), "
-            f"d {_num(v.effect_size, 2)} (95% CI {_num(d_low, 2)} to {_num(d_high, 2)})"
+            f"mean change {num(v.mean_diff)} (95% CI {num(diff_low)} to {num(diff_high)}), "
+            f"d {num(v.effect_size, 2)} (95% CI {num(d_low, 2)} to {num(d_high, 2)})"
         )
     if v.max_drop is not None and v.drop_upper_bound is not None:
         notes.append(certification_note(v))
     elif v.inconclusive:
         notes.append(
-            f"inconclusive at this n: detectable effect (80% power) d={_num(v.min_detectable_effect, 2)} "
+            f"inconclusive at this n: detectable effect (80% power) d={num(v.min_detectable_effect, 2)} "
             f"> effect floor {v.effect_floor:g}"
         )
     if v.holm_only_fail:
@@ -217,13 +218,13 @@ def verdict_notes(v: AxisVerdict) -> list[str]:
     if v.base_samples_per_prompt != v.samples_per_prompt:
         notes.append(
             f"samples per prompt: base {v.base_samples_per_prompt}, candidate {v.samples_per_prompt}, "
-            f"averaged; within-prompt SD base {_num(v.within_sd_base, 2)}, "
-            f"candidate {_num(v.within_sd_candidate, 2)}"
+            f"averaged; within-prompt SD base {num(v.within_sd_base, 2)}, "
+            f"candidate {num(v.within_sd_candidate, 2)}"
         )
     elif v.samples_per_prompt > 1:
         notes.append(
             f"{v.samples_per_prompt} samples per prompt, averaged; within-prompt SD "
-            f"base {_num(v.within_sd_base, 2)}, candidate {_num(v.within_sd_candidate, 2)}"
+            f"base {num(v.within_sd_base, 2)}, candidate {num(v.within_sd_candidate, 2)}"
         )
     return notes
 
@@ -243,17 +244,17 @@ def certification_note(v: AxisVerdict) -> str:
     """Whether the run rules out a drop larger than ``max_drop``, with its bound and margin."""
     confidence = 1 - (v.alpha if v.certify_alpha is None else v.certify_alpha)
     level = f"{confidence:.0%} upper bound" if v.certify_alpha is None else f"{confidence:.2%} upper bound"
-    bound, tolerated = _num(v.drop_upper_bound), f"{v.max_drop:g}"
+    bound, tolerated = num(v.drop_upper_bound), f"{v.max_drop:g}"
     if v.certified:
-        margin = _num((v.max_drop or 0.0) - (v.drop_upper_bound or 0.0))
-        drop = _num(v.drop)
+        margin = num((v.max_drop or 0.0) - (v.drop_upper_bound or 0.0))
+        drop = num(v.drop)
         return f"certified: no drop larger than {tolerated} (drop {drop}, {level} {bound}, margin {margin})"
     needed = (
         f"about {v.prompts_to_certify} prompts would certify at this spread"
         if v.prompts_to_certify is not None
         else "the observed drop already reaches it: more prompts would not certify"
     )
-    return f"not certified at max_drop {tolerated}: drop {_num(v.drop)}, {level} {bound}; {needed}"
+    return f"not certified at max_drop {tolerated}: drop {num(v.drop)}, {level} {bound}; {needed}"
 
 
 def method_notes(v: AxisVerdict) -> list[str]:
@@ -262,7 +263,7 @@ def method_notes(v: AxisVerdict) -> list[str]:
     notes = []
     for method, summary in v.by_method.items():
         note = (
-            f"{names.get(method, method)} {_num(summary.mean_base, 2)} -> {_num(summary.mean_candidate, 2)} "
+            f"{names.get(method, method)} {num(summary.mean_base, 2)} -> {num(summary.mean_candidate, 2)} "
             f"(n={summary.n_prompts}"
         )
         if summary.logprob_rows:
