@@ -4,6 +4,7 @@ whether its tokenizer has a chat template; and the digest of its files for the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -118,12 +119,19 @@ def _chat_template_known(checkpoint: Checkpoint) -> bool | None:
         return _folder_has_template(checkpoint.adapter)
     weights = checkpoint.weights
     if weights.gguf_file is not None:
-        from gguf import GGUFReader
-
-        fields = GGUFReader(Path(weights.source) / weights.gguf_file).fields
-        return "tokenizer.chat_template" in fields
+        path = Path(weights.source) / weights.gguf_file
+        return _gguf_has_template(str(path), path.stat().st_mtime_ns)
     folder = Path(weights.source)
     return _folder_has_template(folder) if folder.is_dir() else None
+
+
+@functools.lru_cache(maxsize=16)
+def _gguf_has_template(path: str, mtime_ns: int) -> bool:
+    """Whether a GGUF file's metadata holds a chat template; read once per file version and process
+    (parsing the header of a 100 MB file takes seconds)."""
+    from gguf import GGUFReader
+
+    return "tokenizer.chat_template" in GGUFReader(path).fields
 
 
 def _folder_has_template(folder: Path) -> bool:
