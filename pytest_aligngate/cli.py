@@ -268,6 +268,7 @@ def _internal_error(session: AuditSession, error: Exception) -> int:
 def _run_check(
     session: AuditSession, plan: dict[str, list[Probe]], args: argparse.Namespace, options: RunOptions
 ) -> int:
+    from pytest_aligngate.gate.sequential import split
     from pytest_aligngate.reports import REPORT_FILES
     from pytest_aligngate.reports.log import configure, log_verdicts
     from pytest_aligngate.reports.progress import Progress
@@ -277,7 +278,12 @@ def _run_check(
     if args.quiet:
         logger.setLevel("WARNING")
     totals = {axis: session.rows_per_prompt * len(probes) for axis, probes in plan.items()}
-    progress = Progress(totals, enabled=False if args.quiet else None)
+    first_stage = {
+        axis: session.rows_per_prompt * len(stages[0])
+        for axis, probes in plan.items()
+        if session.config.probes.sequential and (stages := split(probes, session.config.probes.seed, axis))
+    }
+    progress = Progress(totals, first_stage=first_stage, enabled=False if args.quiet else None)
     logger.info(
         f"{session.base} vs {session.candidate} on {len(plan)} axes, "
         f"{sum(len(probes) for probes in plan.values())} prompts, judge {session.judge_identity()[0]}"

@@ -140,6 +140,22 @@ def test_progress_counts_per_axis_on_a_terminal() -> None:
     assert stream.getvalue().endswith("\ra 3/4  b 1/2 | in flight 1 | errors 1\n")
 
 
+def test_progress_counts_towards_the_first_stage_then_the_whole_axis() -> None:
+    stream = _Terminal()
+    progress = Progress(
+        {"a": 4, "b": 4}, first_stage={"a": 2}, in_flight=lambda: 0, stream=stream, interval=0.0
+    )
+    progress.advance(_row("a"))
+    assert progress.line() == "a 1/2 (stage 1)  b 0/4 | in flight 0 | errors 0"
+    progress.advance(_row("a"))
+    progress.advance(_row("b"))
+    assert progress.line() == "a 2/2 (stage 1)  b 1/4 | in flight 0 | errors 0"
+    progress.advance(_row("a"))
+    assert progress.line() == "a 3/4 (stage 2)  b 1/4 | in flight 0 | errors 0"
+    progress.close()  # the last counts are drawn although no axis reached its total
+    assert stream.getvalue().endswith("\ra 3/4 (stage 2)  b 1/4 | in flight 0 | errors 0\n")
+
+
 def test_progress_is_silent_off_a_terminal() -> None:
     stream = io.StringIO()
     progress = Progress({"a": 1}, stream=stream)

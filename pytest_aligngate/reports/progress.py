@@ -20,6 +20,8 @@ class Progress:
 
     Args:
         totals: rows expected per axis (prompts x 2 for a comparison, x 1 for a probe).
+        first_stage: with ``probes.sequential``, the rows of each axis's first stage: the line counts
+            towards them, then towards the axis's total once its second stage starts.
         in_flight: how many HTTP requests are open now (models and judge; default: the shared
             endpoint pool's count).
     """
@@ -28,6 +30,7 @@ class Progress:
         self,
         totals: Mapping[str, int],
         *,
+        first_stage: Mapping[str, int] | None = None,
         in_flight: Callable[[], int] | None = None,
         stream: TextIO | None = None,
         enabled: bool | None = None,
@@ -36,6 +39,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.totals = dict(totals)
+        self.first_stage = dict(first_stage or {})
         self.done = dict.fromkeys(totals, 0)
         self.errors = 0
         self._in_flight = in_flight or SHARED_POOL.in_flight
@@ -44,8 +48,16 @@ class Progress:
         self._width = 0
 
     def line(self) -> str:
-        axes = "  ".join(f"{axis} {self.done[axis]}/{total}" for axis, total in self.totals.items())
+        axes = "  ".join(self._axis(axis, total) for axis, total in self.totals.items())
         return f"{axes} | in flight {self._in_flight()} | errors {self.errors}"
+
+    def _axis(self, axis: str, total: int) -> str:
+        done, first = self.done[axis], self.first_stage.get(axis)
+        if first is None:
+            return f"{axis} {done}/{total}"
+        if done <= first:
+            return f"{axis} {done}/{first} (stage 1)"
+        return f"{axis} {done}/{total} (stage 2)"
 
     def advance(self, row: ProbeResult) -> None:
         self.done[row.axis] = self.done.get(row.axis, 0) + 1
@@ -64,6 +76,8 @@ class Progress:
         self._width = len(text)
 
     def close(self) -> None:
+        """Draw the final counts (an axis settled at stage 1 never reaches its total) and end the line."""
         if self.enabled and self._width:
+            self._draw()
             self.stream.write("\n")
             self.stream.flush()
