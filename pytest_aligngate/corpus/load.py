@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -149,9 +150,22 @@ def load_corpus(paths: Sequence[Path | str] | None = None, release: str | None =
     Raises:
         CorpusError: a malformed file, or the same probe id twice.
     """
-    files = corpus_files(Path(p) for p in (paths or [bundled_corpus_dir()]))
+    if not paths or [Path(p) for p in paths] == [bundled_corpus_dir()]:
+        return _bundled_corpus(release)
+    return _load_files(corpus_files(Path(p) for p in paths), paths, release)
+
+
+@functools.lru_cache(maxsize=4)
+def _bundled_corpus(release: str | None) -> Corpus:
+    """The bundled corpus, validated once per process (package data, never edited by a run; the plan
+    and the judge's anchor check both read it)."""
+    folder = bundled_corpus_dir()
+    return _load_files(corpus_files([folder]), [folder], release)
+
+
+def _load_files(files: list[Path], paths: Sequence[Path | str], release: str | None) -> Corpus:
     if not files:
-        raise CorpusError(", ".join(str(p) for p in paths or []), "no corpus files (*.yaml) found")
+        raise CorpusError(", ".join(str(p) for p in paths), "no corpus files (*.yaml) found")
     probes: list[Probe] = []
     versions: list[str] = []
     seen: dict[str, Path] = {}

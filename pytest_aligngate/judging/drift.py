@@ -93,13 +93,13 @@ def agreement(
 ) -> AxisDrift:
     """MAE and Spearman's rho of the judged scores against the agreed ones (unscored anchors count
     as drift when they are more than a third of the anchors)."""
-    from scipy.stats import spearmanr
-
     pairs = [(a, j) for a, j in zip(agreed, judged, strict=True) if j is not None]
     unscored = len(agreed) - len(pairs)
     mae = statistics.fmean(abs(a - j) for a, j in pairs) if pairs else None
     rho = None
     if len(pairs) >= 3 and len({j for _, j in pairs}) > 1:
+        from scipy.stats import spearmanr  # not for the two anchors of anchor_check: scipy is still loading
+
         rho = float(spearmanr([a for a, _ in pairs], [j for _, j in pairs]).statistic)
     drifted = mae is None or mae > tolerance or unscored * 3 > len(agreed)
     return AxisDrift(axis=axis, n=len(pairs), mae=mae, spearman=rho, unscored=unscored, drifted=drifted)
