@@ -118,6 +118,9 @@ def test_the_certification_reaches_the_reports_and_the_junit_properties(
     )
     junit = (tmp_path / "out" / "report.junit.xml").read_text(encoding="utf-8")
     assert 'name="certified" value="True"' in junit and 'name="max_drop" value="0.1"' in junit
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "<td>p &lt; 0.05 and drop &gt; 0.1</td>" in page and "and d &lt;" not in page
+    assert "certified: no drop larger than 0.1" in page and "not certified at max_drop 0.1" in page
 
 
 def test_the_base_answers_more_often_once_and_every_candidate_run_reuses_it(

@@ -3,6 +3,7 @@ at each look on constructed data, and both fronts end to end through the simulat
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -255,6 +256,8 @@ def test_check_stops_a_clear_regression_and_certifies_an_unchanged_axis_at_the_f
     note = "decided at stage 1 of 2 on 20 of 40 prompts (O'Brien-Fleming nominal alpha 0.00258)"
     assert note in capsys.readouterr().out
     assert note in (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert html.escape(note) in page and "p &lt; 0.00258 at this look and drop &gt;" in page
 
 
 def test_check_goes_on_to_the_second_stage_when_the_first_is_not_conclusive(

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 from pytest_aligngate.records import AxisVerdict
 from pytest_aligngate.reports.model import PromptRow, Report
-from pytest_aligngate.reports.text import accuracy_cell, answer_notes, cost_line, num
+from pytest_aligngate.reports.text import (
+    accuracy_cell,
+    answer_notes,
+    cost_line,
+    gate_rule,
+    num,
+    verdict_notes,
+)
 from pytest_aligngate.safe_text import visible_controls
 
 BINS = 10
@@ -147,12 +154,12 @@ def _summary_table(axes: Sequence[AxisVerdict]) -> str:
             f'<td class="num">{num(v.mean_candidate, 2)}</td>'
             f'<td class="num">{v.refusals_base}/{v.refusals_candidate}</td>'
             f'<td class="num">{v.scoring_errors_base}/{v.scoring_errors_candidate}</td>'
-            f"<td>p &lt; {v.alpha:g} and d &lt; -{v.effect_floor:g}</td>"
+            f"<td>{escape(gate_rule(v))}</td>"
             f'<td class="num judge-accuracy">{accuracy_cell(v)}</td></tr>'
         )
         if v.error:
             rows.append(f'<tr><td></td><td colspan="10">{escape(v.error)}</td></tr>')
-        for note in answer_notes(v):
+        for note in [*verdict_notes(v), *answer_notes(v)]:
             rows.append(f'<tr class="note"><td></td><td colspan="10">{escape(note)}</td></tr>')
     return f'<table id="summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 

@@ -50,18 +50,24 @@ def _verdict_line(v: AxisVerdict) -> str:
     if v.status == "error":
         return f"{v.axis}: ERROR: {single_line(v.error or '')}"
     holm = f", Holm p={num(v.p_adjusted, 4)}" if v.correction == "holm" and v.p_adjusted is not None else ""
-    gate = f"d < -{v.effect_floor:g}" if v.max_drop is None else f"drop > {v.max_drop:g}"
-    level = f"{v.alpha:g}" if v.nominal_alpha is None else f"{v.nominal_alpha:.3g} at this look"
     line = (
         f"{v.axis}: {v.status.upper()} (p={num(v.p_value, 4)}{holm}, d={num(v.effect_size, 2)}, "
         f"n={v.n_base}/{v.n_candidate}, mean base={num(v.mean_base)} candidate={num(v.mean_candidate)}; "
-        f"gate: p < {level} and {gate})"
+        f"gate: {gate_rule(v)})"
     )
     if v.stage is not None:
         line += f"; {stage_note(v)}"
     if v.max_drop is not None and v.drop_upper_bound is not None:
         return f"{line}; {certification_note(v)}"
     return line + ("; inconclusive at this n" if v.inconclusive else "")
+
+
+def gate_rule(v: AxisVerdict) -> str:
+    """The rule the axis was gated on: the reference's effect floor or the tolerated drop, at the
+    level of the look that decided it."""
+    level = f"{v.alpha:g}" if v.nominal_alpha is None else f"{v.nominal_alpha:.3g} at this look"
+    effect = f"d < -{v.effect_floor:g}" if v.max_drop is None else f"drop > {v.max_drop:g}"
+    return f"p < {level} and {effect}"
 
 
 def verdict_properties(verdict: AxisVerdict) -> list[tuple[str, object]]:
