@@ -39,9 +39,9 @@ Columns:
   axes, which matter for Holm) is flagged with 80% power: ``sig`` = adjusted p < alpha in the
   worse direction; ``gate`` = status ``"fail"`` (also needs observed ``|d| > effect_floor``). Found by
   bisection over ``delta`` with common random numbers, then reported as the population Cohen's d
-  of the analysed per-prompt scores (pooled SD; from 200k simulated prompts), so it is in the
-  units of ``Comparison.effect_size``. Its ``+-`` is the power MCSE divided by the local slope
-  of the power curve. ``drop`` is the mean score drop at ``d80 gate``.
+  of the analysed per-prompt scores (pooled SD; ``stats_power.population_effect``, 100k simulated
+  prompts), so it is in the units of ``Comparison.effect_size``. Its ``+-`` is the power MCSE
+  divided by the local slope of the power curve. ``drop`` is the mean score drop at ``d80 gate``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stats_power import draw, scores
+from stats_power import draw, population_effect, scores
 
 from pytest_aligngate.gate.stats import (
     Comparison,
@@ -78,7 +78,6 @@ AXES = 4
 TARGET_POWER = 0.80
 DELTA_MAX = 4.0
 BISECTION_STEPS = 7
-POPULATION_PROMPTS = 200_000
 BASELINES = Path(__file__).resolve().parents[1] / "pytest_aligngate" / "data" / "baselines.json"
 PRESETS: dict[str, tuple[float, float]] = {
     name: (float(p["alpha"]), float(p["effect_floor"]))
@@ -115,14 +114,6 @@ OPTIONS = (
         "holm",
     ),
 )
-
-
-def population_effect(k: int, delta: float) -> tuple[float, float]:
-    """Population Cohen's d (pooled SD) and mean score drop of per-prompt scores at ``delta``."""
-    noise = draw(np.random.default_rng(SEED + k), (POPULATION_PROMPTS,), k)
-    base, cand = scores(noise, delta)
-    pooled = math.sqrt((base.var(ddof=1) + cand.var(ddof=1)) / 2.0)
-    return float((cand.mean() - base.mean()) / pooled), float(base.mean() - cand.mean())
 
 
 def family(
@@ -232,7 +223,7 @@ def evaluate(
         above = min((d for d, p in cache.items() if p[which] >= TARGET_POWER + 0.05), default=None)
         se = math.nan
         if below is not None and above is not None:
-            d_below, d_above = population_effect(option.k, below)[0], population_effect(option.k, above)[0]
+            d_below, d_above = population_effect(option.k, below).d, population_effect(option.k, above).d
             slope = (cache[above][which] - cache[below][which]) / abs(d_above - d_below)
             se = math.sqrt(TARGET_POWER * (1 - TARGET_POWER) / N_POWER) / slope
         return delta80, se
@@ -246,9 +237,9 @@ def evaluate(
         "fwer_sig": sig_alarms / N_NULL,
         "mde": float(np.mean(mdes)),
         "incon": inconclusive / passing if passing else math.nan,
-        "sig80": None if sig80 is None else (abs(population_effect(option.k, sig80[0])[0]), sig80[1]),
-        "gate80": None if gate80 is None else (abs(population_effect(option.k, gate80[0])[0]), gate80[1]),
-        "drop": None if gate80 is None else population_effect(option.k, gate80[0])[1],
+        "sig80": None if sig80 is None else (population_effect(option.k, sig80[0]).d, sig80[1]),
+        "gate80": None if gate80 is None else (population_effect(option.k, gate80[0]).d, gate80[1]),
+        "drop": None if gate80 is None else population_effect(option.k, gate80[0]).drop,
     }
 
 
