@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pytest_aligngate.corpus.model import Probe
 from pytest_aligngate.errors import AdapterError
 from pytest_aligngate.judging.base import ScoringJudge
-from pytest_aligngate.judging.llm import injection_suspected
+from pytest_aligngate.judging.injection import injection_suspected
 from pytest_aligngate.judging.reasoning import answer_text
 from pytest_aligngate.judging.refusal import is_refusal
 from pytest_aligngate.models.base import ModelAdapter, SamplingParams
