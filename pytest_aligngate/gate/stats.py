@@ -38,7 +38,9 @@ Conventions and choices:
   ``p_value=None``; means, mean difference and d are still reported when computable.
 * Two looks (``probes.sequential``): :func:`obrien_fleming` gives each look's nominal level of an
   O'Brien-Fleming design (the looks' joint normal law, ``scipy.stats.multivariate_normal``) and
-  :func:`sequential_p` turns a look's p-value into the design's overall p, on which Holm works."""
+  :func:`sequential_p` turns a look's p-value into the design's overall p, on which Holm works.
+* scipy is imported by the functions that call it, not with the module: a rerun whose verdicts come
+  from the cache (:mod:`pytest_aligngate.gate.memo`) never loads it."""
 
 from __future__ import annotations
 
@@ -52,8 +54,6 @@ from fractions import Fraction
 from typing import Literal
 
 import numpy as np
-from scipy import special as _special
-from scipy import stats as _st
 
 Status = Literal["pass", "fail", "improved", "insufficient"]
 Test = Literal["mannwhitneyu", "wilcoxon", "ttest", "permutation"]
@@ -288,6 +288,8 @@ def _paired_t(diffs: Sequence[float], alternative: Alternative) -> tuple[float, 
     Unlike Wilcoxon it does not assume symmetric differences, so it stays valid when the two models
     are sampled a different number of times per prompt.
     """
+    from scipy import stats as _st
+
     if len(set(diffs)) == 1:  # zero spread, every prompt moved the same way: t is infinite
         worse = diffs[0] < 0
         return (0.0 if worse or alternative == "two-sided" else 1.0), "every paired difference is equal"
@@ -299,6 +301,8 @@ def _sign_flip(base: Sequence[Fraction], candidate: Sequence[Fraction], rule: Ga
     """The paired permutation test of the mean difference (``scipy.stats.permutation_test``): every
     sign flip of the per-prompt differences when there are at most PERMUTATIONS, else that many
     random ones, seeded with ``rule.seed``."""
+    from scipy import stats as _st
+
     result = _st.permutation_test(
         (np.array([float(x) for x in base]), np.array([float(x) for x in candidate])),
         _mean_diff_stat,  # mean(candidate) - mean(base)
@@ -317,6 +321,8 @@ def _sign_flip(base: Sequence[Fraction], candidate: Sequence[Fraction], rule: Ga
 
 def _signed_rank(diffs: Sequence[Fraction], alternative: Alternative) -> tuple[float, str]:
     """Wilcoxon's signed-rank test of the differences: exact up to EXACT_LIMIT non-zero ones."""
+    from scipy import stats as _st
+
     nonzero = [d for d in diffs if d != 0]
     if len(nonzero) <= EXACT_LIMIT:
         return _signed_rank_exact(diffs, alternative), (
@@ -337,6 +343,8 @@ def _rank_p_value(
     base: Sequence[Fraction], candidate: Sequence[Fraction], rule: GateRule
 ) -> tuple[float, str]:
     """The test's p-value (rank tests on exact values), and how it was computed."""
+    from scipy import stats as _st
+
     if rule.test in PAIRED_TESTS:
         diffs = [c - b for b, c in zip(base, candidate, strict=True)]
         if not any(diffs):
@@ -365,6 +373,8 @@ def _rank_p_value(
 
 def _rng_kwargs(seed: int) -> dict[str, object]:
     # scipy >= 1.15 calls the generator argument ``rng``; older releases ``random_state``.
+    from scipy import stats as _st
+
     name = "rng" if "rng" in inspect.signature(_st.bootstrap).parameters else "random_state"
     return {name: np.random.default_rng(seed)}
 
@@ -379,6 +389,8 @@ def _bootstrap_ci(
     point: float,
 ) -> tuple[float, float]:
     """BCa bootstrap CI via ``scipy.stats.bootstrap``; percentile fallback when BCa is undefined."""
+    from scipy import stats as _st
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DegenerateDataWarning / inf arithmetic in BCa
         res = _st.bootstrap(
@@ -426,6 +438,8 @@ def min_detectable_effect(
       pairs, in units of the SD of the paired differences (:func:`compare` rescales it to
       pooled-SD units); ``ttest`` and ``permutation`` (of the mean): the same with ``ARE = 1``.
     """
+    from scipy import special as _special
+
     if min(n_base, n_candidate) < 1:
         raise ValueError("min_detectable_effect needs at least one prompt on each side")
     # scipy.special.ndtri is the standard-normal quantile (norm.ppf without its ~0.1 ms overhead).
@@ -554,6 +568,8 @@ def drop_bound(
     base: Sequence[Score], candidate: Sequence[Score], max_drop: float, alpha: float, *, paired: bool
 ) -> DropBound:
     """The drop in mean score and its one-sided upper confidence bound (see :class:`DropBound`)."""
+    from scipy import stats as _st
+
     b, c = _as_array(base, "base"), _as_array(candidate, "candidate")
     if paired:
         diffs = c - b
@@ -647,6 +663,9 @@ def _check_fractions(fractions: Sequence[float]) -> None:
 
 def _crossing(final_bound: float, fractions: Sequence[float]) -> float:
     """P(some look's z reaches its O'Brien-Fleming bound ``final_bound / sqrt(t_k)``) under H0."""
+    from scipy import special as _special
+    from scipy import stats as _st
+
     if len(fractions) == 1:
         return float(_special.ndtr(-final_bound))
     bounds = final_bound / np.sqrt(np.asarray(fractions, dtype=float))
@@ -678,6 +697,7 @@ def obrien_fleming(
 
 @functools.lru_cache(maxsize=256)
 def _one_sided_levels(alpha: float, fractions: tuple[float, ...]) -> tuple[float, ...]:
+    from scipy import special as _special
     from scipy.optimize import brentq
 
     final = float(brentq(lambda c: _crossing(c, fractions) - alpha, -10.0, 40.0, xtol=1e-13))
@@ -692,6 +712,8 @@ def sequential_p(p: float, look: int, fractions: Sequence[float], alternative: A
     It is a valid p-value of the design (its chance of falling below ``alpha`` under H0 is at most
     ``alpha``, whatever the look), so Holm and Bonferroni apply to it across axes.
     """
+    from scipy import special as _special
+
     _check_fractions(fractions)
     if not 1 <= look <= len(fractions):
         raise ValueError(f"look must be in 1..{len(fractions)}, got {look!r}")
