@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,14 +206,6 @@ def _options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(**{spec.dest: getattr(args, spec.dest, None) for spec in RUN_OPTIONS})
 
 
-def _preload() -> None:
-    """Import what a run needs later (the SDK, scipy) while the config and corpus are read and the
-    first answers are awaited, instead of on the critical path."""
-    import openai  # noqa: F401
-
-    import pytest_aligngate.gate.stats  # noqa: F401
-
-
 def run() -> None:
     """The ``aligngate`` console script: :func:`main`, then leave as soon as every output is flushed
     (interpreter shutdown would add a few tenths of a second to every CI run)."""
@@ -226,7 +217,6 @@ def run() -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    threading.Thread(target=_preload, name="aligngate-preload", daemon=True).start()
     from pytest_aligngate.errors import SessionSetupError
     from pytest_aligngate.session import AuditSession
 

@@ -79,7 +79,8 @@ class ProbeResult(BaseModel):
     error_kind: ErrorKind | None = None
     error: Text | None = None
     injection_suspected: bool = False
-    """The answer addresses the judge or holds score-like text (shown to reviewers; never gates)."""
+    """The answer addresses the judge or holds score-like text (counted for reviewers; the embedding
+    judge leaves such an answer unscored, a scoring error)."""
 
 
 
@@ -164,7 +165,7 @@ class AxisVerdict(BaseModel):
     error_counts: dict[str, dict[str, int]] = {}
     """Failed or unusable calls per role and kind (``api``, ``empty``, ``scoring``, ``budget``)."""
     judge_injection_suspected: dict[str, int] = {}
-    """Answers per role that address the judge or hold score-like text (never gates)."""
+    """Answers per role that address the judge or hold score-like text (see ``ProbeResult``)."""
     error: str | None = None
     error_cause: (
         Literal["api", "partial", "budget", "judge_drift", "insufficient", "judge_unusable"] | None

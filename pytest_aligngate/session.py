@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_aligngate import __version__
+from pytest_aligngate import __version__, preload
 from pytest_aligngate.config.load import load_config
 from pytest_aligngate.config.schema import AligngateConfig, ConfigError
 from pytest_aligngate.corpus.load import bundled_corpus_dir, load_corpus, select_probes
@@ -28,7 +28,8 @@ from pytest_aligngate.errors import (
     exit_code,
     overall_status,
 )
-from pytest_aligngate.gate.decide import api_error_verdict, correct, decide, with_flips
+from pytest_aligngate.gate.decide import api_error_verdict, correct, with_flips
+from pytest_aligngate.gate.memo import decided
 from pytest_aligngate.gate.runner import AxisStopped, ProgressCallback, run_axis
 from pytest_aligngate.gate.sequential import Look, look_of, settled, split
 from pytest_aligngate.judging.accuracy import shipped_accuracy, stated_accuracy
@@ -430,7 +431,8 @@ class AuditSession:
     def _verdict(self, axis: str, rows: Sequence[ProbeResult], family_size: int) -> AxisVerdict:
         """One axis decided on its rows (at the look they are, with ``probes.sequential``)."""
         thresholds = self.config.thresholds
-        verdict = decide(
+        verdict = decided(
+            self.response_cache(),
             axis,
             rows,
             thresholds.for_axis(axis),
@@ -451,8 +453,19 @@ class AuditSession:
         return look_of(self._planned[axis], rows, self.config.probes.seed, axis)
 
     async def preflight(self, base: ModelAdapter, candidate: ModelAdapter, judge: object) -> None:
-        """Before the first probe: the model ids are ones their servers list, and the judge's drift check."""
-        await self.check_models(base, candidate, judge)
+        """Before the first probe: the judge's drift check, and the model ids are ones their servers
+        list, checked before the first call that reaches a server. With every role cached that is
+        the first cache miss: a rerun served from the cache contacts no server (nor loads the SDK)."""
+
+        async def before_first_call() -> None:
+            preload.start()
+            await self.check_models(base, candidate, judge)
+
+        cache = self.response_cache()
+        if cache is not None and cache.mode == "read_write" and self.config.models.cache_candidate:
+            cache.before_first_call = before_first_call
+        else:
+            await before_first_call()
         await self.check_judge(judge)
 
     async def check_models(self, base: ModelAdapter, candidate: ModelAdapter, judge: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,15 +187,19 @@ def test_cli_rerun_and_cache_subcommand(
     server = make_server()
     config = write_config(tmp_path / "aligngate.yaml", server.url, probes={"sample": 5})
     assert cli_check(config) == 1
-    asked = len(server.chat_requests())
+    asked, listed = len(server.chat_requests()), server.listings
+    first = capsys.readouterr().out
+    assert listed == 3  # base, candidate and judge each find their id in the model list
     assert cli_check(config) == 1
-    assert len(server.chat_requests()) == asked
-    capsys.readouterr()
+    # Every answer, score and verdict from the cache: no server is contacted, and nothing changes.
+    assert (len(server.chat_requests()), server.listings) == (asked, listed)
+    assert capsys.readouterr().out == first
     assert main(["cache", "info", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "aligngate-output" / "cache") in out and "sim:misaligned" in out
+    assert re.search(r"verdict\s+shutdown_attitude\s+1\n", out)
     assert main(["cache", "clear", "--config", str(config)]) == 0
-    assert "removed 80 entries" in capsys.readouterr().out
+    assert "removed 84 entries" in capsys.readouterr().out  # 80 answers and scores, 4 verdicts
     assert cli_check(config, "--cache-mode", "read_only") == 3
     assert len(server.chat_requests()) == asked
 

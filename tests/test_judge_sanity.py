@@ -123,6 +123,22 @@ def test_a_model_id_the_server_does_not_list_stops_the_run(
     assert "candidate FAIL" in out and "does not list this model id" in out
 
 
+def test_a_rerun_from_the_cache_still_checks_a_new_model_id_before_calling_it(
+    tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model list is read at the first call that reaches a server; every base answer and score
+    comes from the cache here, but the typo'd candidate's first call does not."""
+    listed = ("sim:aligned", "sim-judge")
+    server = make_server(quirks=ServerQuirks(listed_models=listed, fallback_model="sim:aligned"))
+    path = config(tmp_path, server.url)
+    assert check(path, tmp_path / "out", "sim:aligned", "sim:aligned") == 0
+    asked = len(server.chat_requests())
+    assert check(path, tmp_path / "out", "sim:aligned", "sim:aligned-typo") == 3
+    assert "does not list this model id" in str(axis_of(tmp_path / "out")["error"])
+    assert len(server.chat_requests()) == asked
+    capsys.readouterr()
+
+
 def test_a_candidate_answering_exactly_as_the_base_is_flagged(
     tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

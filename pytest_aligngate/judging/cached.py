@@ -81,6 +81,7 @@ class CachedJudge(Judge):
     async def _ask_and_keep(self, probe: Probe, response: str, key: str) -> JudgeResult:
         """Ask the judge (a cache miss) and keep a usable score."""
         self.cache.misses[self.model] += 1
+        await self.cache.before_asking()
         result = await super().score(probe, response)
         if self.cache.writes and result.error is None:
             value = {

@@ -11,6 +11,7 @@ is an error, for offline CI), ``refresh`` (ask again and overwrite), ``off`` (no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -18,7 +19,9 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +93,11 @@ class ResponseCache:
         self.mode = mode
         self.hits: Counter[str] = Counter()
         self.misses: Counter[str] = Counter()
+        self.before_first_call: Callable[[], Coroutine[Any, Any, None]] | None = None
+        """Awaited before the first call a miss sends to an endpoint (the session's model list check)."""
+        self._first_call: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._local = threading.local()
 
     def _connection(self) -> sqlite3.Connection:
@@ -142,6 +150,17 @@ class ResponseCache:
         logging.getLogger("aligngate").warning(
             f"cache {self.path} could not be read ({error}); moved it to {moved} and started an empty cache"
         )
+
+    async def before_asking(self) -> None:
+        """Run :attr:`before_first_call` once per event loop; misses arriving meanwhile wait for it,
+        and its error is raised to each of them."""
+        if self.before_first_call is None:
+            return
+        loop = asyncio.get_running_loop()
+        task = self._first_call.get(loop)
+        if task is None:
+            task = self._first_call[loop] = loop.create_task(self.before_first_call())
+        await asyncio.shield(task)
 
     def get(self, key: str) -> dict[str, Any] | None:
         rows = self._execute("SELECT value FROM entries WHERE key = ?", (key,))
@@ -238,6 +257,7 @@ class CachedAdapter:
             if self.cache.mode == "read_only":
                 raise self.cache.miss_error(self.endpoint, self.model)
         self.cache.misses[self.model] += 1
+        await self.cache.before_asking()
         completion = await self.inner.complete(messages, params)
         if self.cache.writes:
             self.cache.put(key, "response", self.model, completion.model_dump(mode="json"))

@@ -98,6 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self) -> None:
+        self.server.owner.record_listing()
         names = self.server.owner.quirks.listed_models
         if self.path.rstrip("/").endswith("/models") and names is not None:
             self._send(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
@@ -233,6 +234,8 @@ class SimulatedOpenAIServer:
         self.faults = Faults(fault_rate, tuple(fault_kinds), fault_seed, slow_seconds)
         self.scripts: dict[str, Script] = dict(scripts or {})
         self.requests: list[RecordedRequest] = []
+        self.listings = 0
+        """GET requests received (model lists); :attr:`requests` holds the POSTs."""
         self.peak_in_flight = 0
         """The most chat requests answered at once (each holds its slot for ``latency`` seconds)."""
         self._in_flight = 0
@@ -250,6 +253,10 @@ class SimulatedOpenAIServer:
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def record_listing(self) -> None:
+        with self._lock:
+            self.listings += 1
 
     @contextlib.contextmanager
     def in_flight(self) -> Iterator[None]:
