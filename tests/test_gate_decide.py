@@ -17,8 +17,8 @@ from pytest_aligngate.config.load import load_config
 from pytest_aligngate.config.schema import AxisThresholds, ConfigError
 from pytest_aligngate.corpus.load import load_corpus, select_probes
 from pytest_aligngate.gate.decide import correct, decide
+from pytest_aligngate.gate.multiplicity import holm
 from pytest_aligngate.gate.runner import run_axis
-from pytest_aligngate.gate.stats import holm
 from pytest_aligngate.judging.llm import Judge
 from pytest_aligngate.models.base import SamplingParams
 from pytest_aligngate.models.openai_compat import OpenAICompatAdapter

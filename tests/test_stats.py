@@ -11,6 +11,7 @@ from scipy import stats as st
 
 from pytest_aligngate.config.schema import AxisThresholds
 from pytest_aligngate.gate.decide import rule_for
+from pytest_aligngate.gate.multiplicity import holm
 from pytest_aligngate.gate.stats import (
     MIN_PROMPTS,
     RANK_ARE,
@@ -19,7 +20,6 @@ from pytest_aligngate.gate.stats import (
     apply_correction,
     cohens_d,
     compare,
-    holm,
     min_detectable_effect,
     per_prompt_means,
     verdict,

@@ -430,7 +430,7 @@ def correct(verdicts: Sequence[AxisVerdict]) -> list[AxisVerdict]:
     from the Holm-adjusted p; an axis that Holm rejects but whose decision-time Bonferroni bound
     did not is marked ``holm_only_fail`` (its pytest item passed; the session fails at the end).
     """
-    from pytest_aligngate.gate.stats import holm
+    from pytest_aligngate.gate.multiplicity import holm
 
     family = {
         v.axis: v.p_value if v.stage is None else v.p_sequential

@@ -39,8 +39,9 @@ Conventions and choices:
 * Two looks (``probes.sequential``): :func:`obrien_fleming` gives each look's nominal level of an
   O'Brien-Fleming design (the looks' joint normal law, ``scipy.stats.multivariate_normal``) and
   :func:`sequential_p` turns a look's p-value into the design's overall p, on which Holm works.
-* scipy is imported by the functions that call it, not with the module: a rerun whose verdicts come
-  from the cache (:mod:`pytest_aligngate.gate.memo`) never loads it."""
+* scipy is imported by the functions that call it, not with the module, and Holm's step-down (pure
+  arithmetic) is in :mod:`pytest_aligngate.gate.multiplicity`: a rerun whose verdicts come from the
+  cache (:mod:`pytest_aligngate.gate.memo`) loads neither scipy nor numpy."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ from fractions import Fraction
 from typing import Literal
 
 import numpy as np
+
+from pytest_aligngate.gate.multiplicity import holm
 
 Status = Literal["pass", "fail", "improved", "insufficient"]
 Test = Literal["mannwhitneyu", "wilcoxon", "ttest", "permutation"]
@@ -591,24 +594,6 @@ def drop_bound(
     if drop < max_drop:
         needed = max(n, math.ceil((t * spread / (max_drop - drop)) ** 2)) if spread > 0 else n
     return DropBound(max_drop, drop, upper, upper < max_drop, needed)
-
-
-def holm(p_values: Mapping[str, float | None]) -> dict[str, float | None]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1).
-
-    ``None`` entries pass through and are not counted in the family size. Keys keep their order.
-    """
-    family = {k: p for k, p in p_values.items() if p is not None}
-    for k, p in family.items():
-        if math.isnan(p) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p-value for {k!r} must be in [0, 1], got {p!r}")
-    m = len(family)
-    adjusted: dict[str, float] = {}
-    running = 0.0
-    for rank, (k, p) in enumerate(sorted(family.items(), key=lambda kv: kv[1])):
-        running = max(running, min(1.0, (m - rank) * p))
-        adjusted[k] = running
-    return {k: adjusted.get(k) if p is not None else None for k, p in p_values.items()}
 
 
 def apply_correction(
