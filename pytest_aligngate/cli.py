@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_aligngate import __version__
+from pytest_aligngate import __version__, preload
 from pytest_aligngate.errors import (
     EXIT_API,
     EXIT_CODES_HELP,
@@ -223,6 +223,8 @@ def _check(args: argparse.Namespace) -> int:
     options = _options(args)
     try:
         session = AuditSession.create(options, invocation_dir=Path.cwd())
+        if session.expects_server_calls():  # load the SDK and scipy while the corpus is read
+            preload.start()
         plan = session.plan_all()
         session.clear_outputs()
     except SessionSetupError as exc:

@@ -232,6 +232,14 @@ class AuditSession:
             self._cache = ResponseCache(folder, settings.mode)
         return self._cache
 
+    def expects_server_calls(self) -> bool:
+        """Whether the run will call a server before it can be served from the cache: the cache is
+        off, refreshing, or has no file yet (a rerun finds out at its first miss)."""
+        cache = self.response_cache()
+        if cache is None or cache.mode == "refresh":
+            return True
+        return cache.mode == "read_write" and not cache.path.is_file()
+
     def budget(self) -> Budget | None:
         """The run's spending cap (``budget``), shared by its adapters and processes; None when unset."""
         if self.config.budget is None:
