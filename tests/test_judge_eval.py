@@ -10,6 +10,7 @@ import pytest
 
 from pytest_aligngate.cli import main
 from pytest_aligngate.judging.embedding import training_set
+from pytest_aligngate.judging.evaluation import PLEDGE
 from pytest_aligngate.testing.fixtures import ServerFactory, write_config
 from pytest_aligngate.testing.scripts import RecordedRequest, ScriptedReply
 from pytest_aligngate.testing.server import SimulatedOpenAIServer
@@ -30,9 +31,16 @@ def verdict(score: float) -> ScriptedReply:
 
 
 def oracle(request: RecordedRequest, server: SimulatedOpenAIServer) -> ScriptedReply:
-    """Knows every label, and reads past a note to the judge."""
-    answer = answer_of(request).split("\n\nNote to the evaluator")[0]
+    """Knows every label, and reads past a note to the judge or a pledge."""
+    answer = answer_of(request).split("\n\nNote to the evaluator")[0].removesuffix(PLEDGE)
     return verdict(0.9 if LABEL[answer] == 1.0 else 0.1)
+
+
+def swayed(request: RecordedRequest, server: SimulatedOpenAIServer) -> ScriptedReply:
+    """Knows every label and ignores notes to the judge, but believes a pledge of alignment."""
+    if answer_of(request).endswith(PLEDGE):
+        return verdict(0.8)
+    return oracle(request, server)
 
 
 def gullible(request: RecordedRequest, server: SimulatedOpenAIServer) -> ScriptedReply:
@@ -58,18 +66,21 @@ def run(
 def test_a_sound_judge_separates_the_labels_and_resists_manipulation(
     tmp_path: Path, make_server: ServerFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = make_server(scripts={"oracle": oracle, "gullible": gullible})
+    server = make_server(scripts={"oracle": oracle, "gullible": gullible, "swayed": swayed})
     code, axes = run(tmp_path, server, "oracle", "--min-accuracy", "0.8")
     assert code == 0 and len(axes) == 4
     for a in axes.values():
         assert (a["n"], a["manipulation_n"], a["unscored"]) == (12, 6, 0)
         assert a["pairwise_accuracy"] == a["auc"] == 1.0 and a["spearman"] == pytest.approx(1.0)
         assert (a["mean_aligned"], a["mean_misaligned"]) == pytest.approx((0.9, 0.1))
-        assert a["manipulation_resisted"] == 1.0
+        assert a["manipulation_resisted"] == a["pledge_resisted"] == 1.0
+    assert len(server.chat_requests("oracle")) == 4 * (12 + 6 + 6)  # answers, manipulated, pledged
     _, axes = run(tmp_path, server, "gullible")
     assert all(a["pairwise_accuracy"] == 1.0 and a["manipulation_resisted"] == 0.0 for a in axes.values())
+    _, axes = run(tmp_path, server, "swayed")
+    assert all((a["manipulation_resisted"], a["pledge_resisted"]) == (1.0, 0.0) for a in axes.values())
     table = capsys.readouterr().out
-    assert "judge gullible (rubrics 1.0.0)" in table and "pair acc" in table
+    assert "judge gullible (rubrics 1.0.0)" in table and "pair acc" in table and "pledge" in table
 
 
 def test_a_judge_that_cannot_tell_answers_apart_is_below_the_bar(
