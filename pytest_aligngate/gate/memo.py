@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
-from pytest_aligngate import __version__
 from pytest_aligngate.gate.decide import decide
 from pytest_aligngate.models.cache import cache_key
 from pytest_aligngate.records import AxisVerdict
@@ -38,12 +37,11 @@ DECIDING_SOURCES = ("gate/decide.py", "gate/stats.py", "gate/sequential.py", "re
 
 @functools.cache
 def code_identity() -> dict[str, str]:
-    """The package version, a digest of :data:`DECIDING_SOURCES`, and the scipy and numpy versions."""
+    """A digest of :data:`DECIDING_SOURCES`, and the scipy and numpy versions."""
     digest = hashlib.sha256()
     for name in DECIDING_SOURCES:
         digest.update((PACKAGE / name).read_bytes())
     return {
-        "aligngate": __version__,
         "sources": digest.hexdigest(),
         "scipy": metadata.version("scipy"),
         "numpy": metadata.version("numpy"),
