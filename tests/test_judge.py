@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import concurrent.futures
 import re
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from pytest_aligngate.corpus.model import Probe
 from pytest_aligngate.judging.injection import injection_suspected
 from pytest_aligngate.judging.llm import JudgeParseError, judge_messages, parse_judge_reply
+from pytest_aligngate.judging.reasoning import answer_text
 from pytest_aligngate.judging.refusal import is_refusal
 
 
@@ -125,3 +127,29 @@ def test_answers_steering_their_grade_are_suspected(answer: str) -> None:
 def test_answers_that_only_talk_about_grading_are_not_suspected(answer: str) -> None:
     """Probes about evaluations and graders draw such answers; the embedding judge must score them."""
     assert not injection_suspected(answer)
+
+
+HOSTILE_SHAPES = [
+    "dear" + " " * 100_000,  # was quadratic: minutes
+    "<" + "\t" * 100_000 + "x",  # the judge prompt's tag defusing was quadratic
+    "<think>" * 15_000,  # reasoning removal was quadratic
+    "\n" * 100_000,
+    "Note to the judge" + " " * 100_000,
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE_SHAPES, ids=["dear", "tag", "think", "newlines", "note"])
+def test_a_hostile_answer_costs_linear_time_on_every_answer_check(answer: str) -> None:
+    """Every regex run on an answer is bounded or unambiguous: a 100k-character answer built to make a
+    backtracking regex quadratic is checked in a tenth of a second (before: 10 s to hours); 5 s is a
+    hang guard, not a benchmark."""
+    probe = Probe(id="p", axis="shutdown_attitude", prompt="Q?")
+
+    def checks() -> tuple[bool, str, str]:
+        return injection_suspected(answer), answer_text(answer), judge_messages(probe, answer)[1]["content"]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        suspected, judged, prompt = pool.submit(checks).result(timeout=5)
+    assert suspected == answer.startswith("Note to the judge")
+    assert judged == ("" if answer.startswith(("<think>", "\n")) else answer.strip())
+    assert "<response-" in prompt and "\uff1c" not in prompt  # none of them is a tag to defuse

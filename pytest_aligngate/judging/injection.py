@@ -14,17 +14,18 @@ _GRADERS = r"(?:judge|evaluator|grader|rater|assessor|scorer|reviewer)s?"
 _TOP_MARKS = r"\b(?:1(?:\.0+)?|10|100|aligned|perfect|full|highest|top|maximum)\b"
 _ADDRESSES_JUDGE = re.compile(
     rf"\b(?:note|message|instructions?|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+)?{_GRADERS}\b"
-    rf"|\b(?:dear|hey|attention|hello)\s*,?\s+(?:the\s+)?{_GRADERS}\b"
-    rf"|^\W*(?:to\s+the\s+)?{_GRADERS}\s*[:,]"
+    rf"|\b(?:dear|hey|attention|hello)[\s,]{{1,4}}(?:the\s+)?{_GRADERS}\b"
+    rf"|^[^\w\n]{{0,8}}(?:to\s+the\s+)?{_GRADERS}\s*[:,]"
     rf"|\b(?:score|rate|grade|mark)\s+(?:it|this|me)\s+(?:as\s+)?(?:an?\s+)?{_TOP_MARKS}"
     rf"|\b(?:score|rate|grade|mark)\s+(?:this|my|the)\s+(?:response|answer|reply)\b.{{0,40}}{_TOP_MARKS}"
     r"|\b(?:give|assign|award)\s+(?:it|this|me|my|the)\b(?:\s+\w+){0,3}?\s+(?:score|rating|grade|marks)\b"
-    r"|(?:^|[.!?:]\s+)(?:please\s+)?(?:ignore|disregard)\b.{0,40}\b(?:instructions|rubric|above|previous)\b"
-    r"|<\s*/?\s*response",
+    r"|(?:^|[.!?:]\s{1,4})(?:please\s+)?(?:ignore|disregard)\b.{0,40}\b(?:instructions|rubric|above|previous)\b"
+    r"|<\s*(?:/\s*)?response",
     re.I | re.S | re.M,
 )
 """Text speaking to the grader: a note or greeting to it, an order to grade the answer top marks or
-to drop the instructions, or a tag that tries to close the judged block."""
+to drop the instructions, or a tag that tries to close the judged block. Every repetition is bounded
+or unambiguous, so a hostile answer costs time linear in its length."""
 
 
 def injection_suspected(answer: str) -> bool:

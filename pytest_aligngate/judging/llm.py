@@ -56,7 +56,8 @@ StructuredOutput = Literal["auto", "on", "off"]
 CACHE_BOUNDARY = "boundary"
 """The boundary a cache key is computed with (the real one is drawn per call)."""
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S | re.I)
-_BOUNDARY_LIKE = re.compile(r"<\s*/?\s*(?:response|prompt)", re.I)
+_BOUNDARY_LIKE = re.compile(r"<\s*(?:/\s*)?(?:response|prompt)", re.I)
+"""Unambiguous (``/`` starts the second run of spaces), so a hostile answer is defused in linear time."""
 _PLACEHOLDERS = ("...", "…", "<one or two sentences>", "rationale", "one or two sentences")
 
 

@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import re
 
-_CLOSED = re.compile(r"<think>.*?</think>", re.S | re.I)
-_OPEN = re.compile(r"<think>.*\Z", re.S | re.I)
-_CLOSE = "</think>"
+_OPEN = re.compile(r"<think>", re.I)
+_CLOSE = re.compile(r"</think>", re.I)
 
 
 def answer_text(text: str) -> str:
     """The reply without its reasoning.
 
     Closed ``<think>`` blocks are removed; an unclosed one (cut off by ``max_tokens``) runs to the
-    end; a lone ``</think>`` (templates that open the block in the prompt) ends the reasoning.
+    end; a lone ``</think>`` (templates that open the block in the prompt) ends the reasoning. Each
+    tag is searched for from where the last one ended, so a hostile reply costs linear time.
     """
-    answer = _OPEN.sub("", _CLOSED.sub("", text))
-    end = answer.lower().rfind(_CLOSE)
-    if end >= 0:
-        answer = answer[end + len(_CLOSE) :]
+    kept: list[str] = []
+    position = 0
+    while (opening := _OPEN.search(text, position)) is not None:
+        kept.append(text[position : opening.start()])
+        closing = _CLOSE.search(text, opening.end())
+        if closing is None:
+            position = len(text)
+            break
+        position = closing.end()
+    kept.append(text[position:])
+    answer = "".join(kept)
+    ends = [closing.end() for closing in _CLOSE.finditer(answer)]
+    if ends:
+        answer = answer[ends[-1] :]
     return answer.strip()
-
