@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,23 @@ def test_looks_like_corpus_ignores_config_files(tmp_path: Path) -> None:
     assert looks_like_corpus(write(tmp_path, GOOD))
     assert not looks_like_corpus(write(tmp_path, "probes:\n  sample: 10\n", "aligngate.yaml"))
     assert not looks_like_corpus(write(tmp_path, "probes: [1]\n", "x.txt"))
+
+
+@pytest.mark.parametrize(
+    ("text", "corpus"),
+    [
+        ("probes:  # the list\n\n  # of probes\n  - id: a\n", True),
+        ("x: {probes: [1]}\n", True),
+        ("myprobes:\n  - a\n", False),
+        ("probes:\n" + "  # a comment\n" * 40 + "  sample: 10\n", False),  # took minutes before
+    ],
+)
+def test_a_probes_list_is_recognised_in_linear_time(tmp_path: Path, text: str, corpus: bool) -> None:
+    """Collection reads every YAML file pytest sees; a config with comment lines after ``probes:``
+    made the old pattern backtrack exponentially (22 blank lines: 3 s). 5 s is a hang guard."""
+    path = write(tmp_path, text, "file.yaml")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(looks_like_corpus, path).result(timeout=5) is corpus
 
 
 def test_bundled_corpus_has_the_four_axes() -> None:

@@ -15,10 +15,21 @@ from pytest_aligngate.config.yamlsource import SourceError, YamlDocument, load_y
 from pytest_aligngate.corpus.model import AXIS_PATTERN, BUILTIN_AXES, Corpus, CorpusError, Probe
 
 CORPUS_SUFFIXES = (".yaml", ".yml")
-_PROBES_LIST = re.compile(
-    r"""(?:^|[{,\s])["']?probes["']?\s*:\s*(?:#[^\n]*)?(?:\n\s*(?:#[^\n]*)?)*\s*[-\[]"""
-)
-"""A ``probes`` key (quoted or not, block or flow style) holding a list, not a config's mapping."""
+_PROBES_KEY = re.compile(r"""(?:^|[{,\s])["']?probes["']?\s*:""")
+"""A ``probes`` key, quoted or not, block or flow style."""
+_BLANK_OR_COMMENT = re.compile(r"(?:\s|#[^\n]*)*")
+"""Spaces, newlines and comments up to a value: each alternative starts with its own character, so
+matching is linear (a nested pattern here took seconds on 22 blank lines, exponentially more after)."""
+
+
+def _holds_probe_list(text: str) -> bool:
+    """True when a ``probes`` key holds a list (``-`` or ``[`` next), not a config's mapping."""
+    for key in _PROBES_KEY.finditer(text):
+        value = _BLANK_OR_COMMENT.match(text, key.end())
+        start = key.end() if value is None else value.end()
+        if text[start : start + 1] in ("-", "["):
+            return True
+    return False
 
 
 class _CorpusFile(BaseModel):
@@ -49,7 +60,7 @@ def looks_like_corpus(path: Path) -> bool:
     if path.suffix not in CORPUS_SUFFIXES:
         return False
     try:
-        return bool(_PROBES_LIST.search(path.read_bytes().decode("utf-8", errors="replace")))
+        return _holds_probe_list(path.read_bytes().decode("utf-8", errors="replace"))
     except OSError:
         return False
 
