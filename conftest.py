@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 # Imported here so that pytester's in-process runs find them already loaded: its sys.modules
-# snapshot would otherwise drop them after each run, and numpy cannot be imported twice.
-import pytest_aligngate.gate.stats
+# snapshot would otherwise drop them after each run, and numpy cannot be imported twice (the
+# package itself loads numpy and scipy only when a verdict is computed).
+import numpy  # noqa: F401
+import pytest
+import scipy.stats  # noqa: F401
+
 import pytest_aligngate.session  # noqa: F401
 from pytest_aligngate.testing.fixtures import make_server, plugin_args, sim_config, sim_server
 
