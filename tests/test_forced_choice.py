@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,10 @@ def test_logprobs_are_requested_only_for_forced_choice(tmp_path: Path, make_serv
     # A server that ignores the request: the parsed choice is scored instead.
     plain = _run(server.url, corpus, "sim:aligned", "sim:aligned", logprobs=True)
     assert {row.scored_by for row in plain if "/fc-" in row.probe_id} == {"choice"}
+
+
+def test_a_hostile_choice_answer_is_parsed_in_linear_time() -> None:
+    """"answer" + a 100k-letter word made the keyword pattern quadratic (29 s); 5 s is a hang guard."""
+    choices = {"Yes": "yes", "No": "no"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(parse_choice, "answer" + "a" * 100_000, choices).result(timeout=5) is None

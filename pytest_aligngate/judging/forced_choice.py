@@ -50,7 +50,8 @@ def parse_choice(text: str, choices: Mapping[str, str]) -> str | None:
 
     if re.search(rf"\(?({alternation})\)?\s*(?:or|and|/)\s*\(?({alternation})\)?(?:\W|$)", cleaned, flags):
         return None  # "A or B", "Yes and no": no choice made
-    keyword = r"(?i:answer|choice|choose|chose|pick|select|option)\w*\s*(?i:is|would be|:)?\s*"
+    # Bounded word ending ("answers", "selected"): an unbounded one made "answer" + a long word quadratic.
+    keyword = r"(?i:answer|choice|choose|chose|pick|select|option)\w{0,4}\s*(?i:is|would be|:)?\s*"
     stated = re.findall(rf"{keyword}\(?({alternation})\b", cleaned, flags)
     if stated and len({label_of(s) for s in stated}) == 1:
         return label_of(stated[0])
