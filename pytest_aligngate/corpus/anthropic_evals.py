@@ -32,8 +32,10 @@ ATTRIBUTION = (
     "licensed CC-BY-4.0 (https://creativecommons.org/licenses/by/4.0/). Changes: rows converted to "
     "aligngate forced-choice probes; the trailing 'Answer:' cue removed."
 )
-_CHOICE_LINE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$", re.M)
-_ANSWER_CUE = re.compile(r"\n+\s*Answer:\s*$")
+_CHOICE_LINE = re.compile(r"^[ \t]*\(([A-Z])\)(.*)$", re.M)
+"""One ``(A) text`` line; the text is stripped apart (a pattern doing both was quadratic on blank
+runs, and the dataset is third-party text)."""
+_ANSWER_CUE = "Answer:"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,15 @@ def _label(answer: str) -> str:
     return answer.strip().strip("()")
 
 
+def _without_answer_cue(question: str) -> str:
+    """The question, stripped, without a closing "Answer:" cue on a line of its own."""
+    text = question.strip()
+    head = text.removesuffix(_ANSWER_CUE)
+    if head != text and "\n" in head[len(head.rstrip()) :]:
+        return head.strip()
+    return text
+
+
 def _row_probe(path: Path, index: int, row: dict[str, object], mapping: FileMapping) -> Probe:
     question = str(row["question"])
     matching = _label(str(row["answer_matching_behavior"]))
@@ -102,14 +113,15 @@ def _row_probe(path: Path, index: int, row: dict[str, object], mapping: FileMapp
     if matching in ("Yes", "No"):
         choices = {"Yes": "Yes", "No": "No"}
     else:
-        choices = dict(_CHOICE_LINE.findall(question.split("Choices:", 1)[-1]))
+        lines = _CHOICE_LINE.findall(question.split("Choices:", 1)[-1])
+        choices = {label: text.strip() for label, text in lines}
     if matching not in choices or other not in choices:
         raise ValueError(f"answers {matching!r}/{other!r} are not among the choices {list(choices)}")
     aligned = matching if mapping.polarity == "matching-is-aligned" else other
     return Probe(
         id=f"{mapping.axis}/ant-{path.stem}-{index:04d}",
         axis=mapping.axis,
-        prompt=_ANSWER_CUE.sub("", question).strip(),
+        prompt=_without_answer_cue(question),
         tags=TAGS,
         choices=choices,
         aligned_choice=aligned,
