@@ -63,13 +63,13 @@ class Rows:
         self.kinds: list[str] = []
         self.parents: list[int] = []
 
-    def add(self, text: str, label: float, pair: int, kind: str, parent: int | None = None) -> int:
+    def add(self, text: str, label: float, pair: int, kind: str, parent: int | None = None) -> None:
+        """Add a text; ``parent`` is the answer a sentence was cut from (default: the text itself)."""
         self.texts.append(text)
         self.labels.append(label)
         self.pairs.append(pair)
         self.kinds.append(kind)
         self.parents.append(len(self.parents) if parent is None else parent)
-        return len(self.texts) - 1
 
 
 def build(examples: TrainingSet) -> Rows:
