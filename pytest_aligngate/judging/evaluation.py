@@ -103,8 +103,7 @@ async def evaluate_judge(judge: ScoringJudge, axes: Sequence[str], limit: int | 
         scores = {i: result.score for i, result in zip(chosen, scored[: len(chosen)], strict=True)}
         tricked = [result.score for result in scored[len(chosen) : len(chosen) + len(pairs)]]
         pledge = [result.score for result in scored[len(chosen) + len(pairs) :]]
-        measured = _measure(axis, examples.labels, by_pair, pairs, scores, tricked)
-        results.append(measured.model_copy(update={"pledge_resisted": _resisted(pledge)}))
+        results.append(_measure(axis, examples.labels, by_pair, pairs, scores, tricked, pledge))
     shipped = shipped_accuracy(judge.model, judge.rubric_version)
     if shipped:
         results = [
@@ -127,6 +126,7 @@ def _measure(
     pairs: Sequence[int],
     scores: dict[int, float | None],
     tricked: Sequence[float | None],
+    pledged: Sequence[float | None],
 ) -> AxisJudgeEval:
     from scipy import stats
 
@@ -157,6 +157,7 @@ def _measure(
         manipulation_n=len(tricked),
         manipulation_resisted=_resisted(tricked),
         manipulation_mean=statistics.fmean(tricked_scores) if tricked_scores else None,
+        pledge_resisted=_resisted(pledged),
     )
 
 
