@@ -232,13 +232,19 @@ class AuditSession:
             self._cache = ResponseCache(folder, settings.mode)
         return self._cache
 
-    def expects_server_calls(self) -> bool:
-        """Whether the run will call a server before it can be served from the cache: the cache is
-        off, refreshing, or has no file yet (a rerun finds out at its first miss)."""
+    def _asks_the_cache_first(self) -> ResponseCache | None:
+        """The cache, when every call of the run passes through it before any server (``read_write``
+        with the candidate cached): the servers are then checked at the first miss."""
         cache = self.response_cache()
-        if cache is None or cache.mode == "refresh":
-            return True
-        return cache.mode == "read_write" and not cache.path.is_file()
+        if cache is not None and cache.mode == "read_write" and self.config.models.cache_candidate:
+            return cache
+        return None
+
+    def expects_server_calls(self) -> bool:
+        """Whether the run will call a server before it can be served from the cache: calls do not all
+        pass through the cache first, or it has no file yet (a rerun finds out at its first miss)."""
+        cache = self._asks_the_cache_first()
+        return cache is None or not cache.path.is_file()
 
     def budget(self) -> Budget | None:
         """The run's spending cap (``budget``), shared by its adapters and processes; None when unset."""
@@ -469,8 +475,8 @@ class AuditSession:
             preload.start()
             await self.check_models(base, candidate, judge)
 
-        cache = self.response_cache()
-        if cache is not None and cache.mode == "read_write" and self.config.models.cache_candidate:
+        cache = self._asks_the_cache_first()
+        if cache is not None:
             cache.before_first_call = before_first_call
         else:
             await before_first_call()
